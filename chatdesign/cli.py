@@ -1,0 +1,47 @@
+"""The ``chatdesign`` command line: ``python -m chatdesign --help``.
+
+Each subcommand lives next to the model it runs; this module only collects them. A module in
+:data:`SUBCOMMAND_MODULES` provides ``add_subcommand(subparsers)``, which adds one parser and
+sets its ``handler`` default to a function taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from chatdesign import __version__
+
+SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli",)
+"""Modules that each add one subcommand, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m chatdesign",
+        description="chatdesign: system-design calculators and simulations from the book.",
+    )
+    parser.add_argument("--version", action="version", version=f"chatdesign {__version__}")
+    subparsers = parser.add_subparsers(title="subcommands", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_subcommand(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code (2 for usage errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = handler(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return code
