@@ -10,12 +10,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chatdesign import __version__
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli",)
 """Modules that each add one subcommand, in the order ``--help`` lists them."""
+
+
+def argument_type(parse: Callable[[str], float]) -> Callable[[str], float]:
+    """Wrap a ``chatdesign.units`` parser so argparse shows its error message, not a generic one."""
+
+    def convert(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from chatdesign.units import format_bytes, format_count
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -55,9 +57,13 @@ class CheckReport:
         printer.text(str(self))  # type: ignore[attr-defined]
 
 
-def check_within(
-    name: str, answer: float, expected: float, rel_tol: float = 0.1, unit: str = ""
-) -> CheckResult:
+def _show(value: float, unit: str) -> str:
+    if unit == "bytes":
+        return format_bytes(value)
+    return f"{format_count(value)} {unit}".rstrip()
+
+
+def check_within(name: str, answer: float, expected: float, rel_tol: float = 0.1, unit: str = "") -> CheckResult:
     """Check ``answer`` against ``expected`` within a relative tolerance (0.1 = 10 %).
 
     Raises ``ValueError`` if the answer is not a finite number or the tolerance is not positive.
@@ -68,20 +74,81 @@ def check_within(
         raise ValueError(f"{name}: the answer must be finite, got {answer!r}")
     if not rel_tol > 0:
         raise ValueError(f"rel_tol must be positive, got {rel_tol!r}")
-    suffix = f" {unit}" if unit else ""
     if expected == 0:
         passed = abs(answer) <= rel_tol
-        return CheckResult(
-            name, passed, f"expected 0{suffix}, got {answer:,.4g}{suffix}"
-        )
+        return CheckResult(name, passed, f"expected {_show(0, unit)}, got {_show(answer, unit)}")
     ratio = answer / expected
     passed = abs(ratio - 1) <= rel_tol
     if passed:
-        why = f"{answer:,.4g}{suffix} is within {rel_tol:.0%} of {expected:,.4g}{suffix}"
+        why = f"{_show(answer, unit)} is within {rel_tol:.0%} of {_show(expected, unit)}"
     else:
         direction = "high" if ratio > 1 else "low"
         why = (
-            f"{answer:,.4g}{suffix} is {ratio:.2f}x the expected {expected:,.4g}{suffix} "
+            f"{_show(answer, unit)} is {ratio:.2g}x the expected {_show(expected, unit)} "
             f"(too {direction}; allowed ±{rel_tol:.0%})"
         )
     return CheckResult(name, passed, why)
+
+
+@dataclass(frozen=True)
+class MessengerScenario:
+    """The exercise of notebook 01: a group-chat app to estimate by hand.
+
+    Every field has a unit in its name; the expected answers come from
+    :mod:`chatdesign.estimation`, so the exercise and the calculators cannot disagree.
+    """
+
+    daily_active_users: float = 20e6
+    messages_per_user_per_day: float = 30
+    receivers_per_message: float = 10
+    peak_factor: float = 2.0
+    bytes_per_message: float = 150
+    image_fraction: float = 0.05
+    image_bytes: float = 300e3
+    retention_days: float = 2 * 365
+    replication_factor: float = 3
+
+    def expected_peak_delivery_rps(self) -> float:
+        """Peak messages delivered per second (every receiver counts)."""
+        from chatdesign.estimation import estimate_traffic
+
+        traffic = estimate_traffic(
+            self.daily_active_users, self.messages_per_user_per_day, self.peak_factor, self.receivers_per_message
+        )
+        return float(traffic.read_peak_rps)
+
+    def expected_total_storage_bytes(self) -> float:
+        """Bytes stored after the retention period, replicas included (messages stored once)."""
+        from chatdesign.estimation import estimate_storage
+
+        storage = estimate_storage(
+            self.daily_active_users * self.messages_per_user_per_day,
+            self.bytes_per_message,
+            self.retention_days,
+            self.replication_factor,
+            self.image_fraction,
+            self.image_bytes,
+        )
+        return float(storage.total_bytes)
+
+
+def check_messenger_estimate(
+    peak_delivery_rps: float,
+    total_storage_bytes: float,
+    scenario: MessengerScenario | None = None,
+    rel_tol: float = 0.25,
+) -> CheckReport:
+    """Self-check for notebook 01's exercise: is each answer within ``rel_tol`` (25 %)?
+
+    An order-of-magnitude estimate is what an interview asks for; 25 % leaves room for rounding
+    (86,400 → 100,000 s a day) but not for a forgotten fan-out or replication factor.
+    """
+    chosen = scenario or MessengerScenario()
+    return CheckReport(
+        (
+            check_within("peak delivery rate", peak_delivery_rps, chosen.expected_peak_delivery_rps(), rel_tol, "rps"),
+            check_within(
+                "storage after retention", total_storage_bytes, chosen.expected_total_storage_bytes(), rel_tol, "bytes"
+            ),
+        )
+    )

@@ -46,9 +46,7 @@ BYTE_UNITS: Final[dict[str, int]] = {
 }
 """Every byte unit :func:`parse_bytes` accepts, with its size in bytes (case-sensitive)."""
 
-BIT_RATE_UNITS: Final[dict[str, int]] = {
-    f"{p}bps": 1000**i for i, p in enumerate(("", "k", "M", "G", "T"))
-}
+BIT_RATE_UNITS: Final[dict[str, int]] = {f"{p}bps": 1000**i for i, p in enumerate(("", "k", "M", "G", "T"))}
 """Bit-rate units for :func:`parse_bitrate`; networks use decimal prefixes (1 kbps = 1000 bit/s)."""
 
 DURATION_UNITS: Final[dict[str, float]] = {
@@ -191,3 +189,16 @@ def per_period(rate_per_s: float, per: Period = "month") -> float:
     if per not in SECONDS_PER_PERIOD:
         raise ValueError(f"unknown period {per!r}; use one of: {', '.join(SECONDS_PER_PERIOD)}")
     return value * SECONDS_PER_PERIOD[per]
+
+
+COUNT_SUFFIXES: Final[dict[str, float]] = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+"""Suffixes :func:`parse_count` accepts (K thousand, M million, B billion, T trillion)."""
+
+
+def parse_count(text: str) -> float:
+    """Read a count such as ``"150M"``, ``"2.5 B"`` or ``"40"`` and return it as a float."""
+    number, unit = _split_quantity(text, "a count")
+    factor = _lookup(unit.upper(), COUNT_SUFFIXES, text, "a count")
+    if number < 0:
+        raise ValueError(f"a count cannot be negative: {text!r}")
+    return number * factor

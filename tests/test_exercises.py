@@ -1,0 +1,46 @@
+"""Self-checks must accept right answers and reject wrong ones with the reason."""
+
+import pytest
+
+from chatdesign.exercises import CheckReport, MessengerScenario, check_messenger_estimate, check_within
+
+
+def test_check_within_accepts_and_explains() -> None:
+    result = check_within("peak", 105, 100, rel_tol=0.1, unit="rps")
+    assert result.passed
+    assert "within 10%" in str(result)
+
+
+def test_check_within_says_too_high_or_low() -> None:
+    high = check_within("peak", 300, 100, rel_tol=0.1, unit="rps")
+    low = check_within("storage", 1e12, 1e15, unit="bytes")
+    assert not high and "too high" in high.explanation and "3x" in high.explanation
+    assert not low and "too low" in low.explanation and "1 TB" in low.explanation
+
+
+@pytest.mark.parametrize("bad", ["100", None, float("nan")])
+def test_check_within_rejects_non_numbers(bad: object) -> None:
+    with pytest.raises(ValueError, match="answer must be"):
+        check_within("x", bad, 1)  # type: ignore[arg-type]
+
+
+def test_messenger_check_catches_a_forgotten_fanout_and_replication() -> None:
+    scenario = MessengerScenario()
+    right = check_messenger_estimate(scenario.expected_peak_delivery_rps(), scenario.expected_total_storage_bytes())
+    assert right.passed
+    forgot = check_messenger_estimate(
+        scenario.expected_peak_delivery_rps() / scenario.receivers_per_message,
+        scenario.expected_total_storage_bytes() / scenario.replication_factor,
+    )
+    assert isinstance(forgot, CheckReport)
+    assert not forgot.passed
+    assert [r.passed for r in forgot.results] == [False, False]
+    assert "0/2 checks passed" in str(forgot)
+
+
+def test_messenger_expected_values() -> None:
+    scenario = MessengerScenario()
+    # 20 M x 30 / 86,400 x 2 (peak) x 10 receivers
+    assert scenario.expected_peak_delivery_rps() == pytest.approx(20e6 * 30 / 86_400 * 2 * 10)
+    per_day = 20e6 * 30 * (150 + 0.05 * 300e3)
+    assert scenario.expected_total_storage_bytes() == pytest.approx(per_day * 730 * 3)
