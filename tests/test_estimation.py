@@ -163,7 +163,7 @@ def test_hot_cold_plan() -> None:
 def test_hot_cold_bad_tiers() -> None:
     with pytest.raises(ValueError, match="ordered"):
         est.plan_hot_cold(1, 10, tiers=[est.StorageTier("a", 1, 10), est.StorageTier("b", 1, 5)])
-    with pytest.raises(ValueError, match="math.inf"):
+    with pytest.raises(ValueError, match=r"math\.inf"):
         est.plan_hot_cold(1, 10, tiers=[est.StorageTier("a", 1, 10)])
     with pytest.raises(ValueError, match="empty"):
         est.plan_hot_cold(1, 10, tiers=[])
