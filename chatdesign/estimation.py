@@ -629,3 +629,75 @@ def estimate_bandwidth(writes_per_s: float, bytes_per_write: float, fanout: floa
         ingress_bps=ingress,
         egress_bps=ingress * receivers,
     )
+
+
+# --- a whole messenger -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessengerEstimate:
+    """Traffic, storage, connections and bandwidth of one chat service, estimated together."""
+
+    traffic: TrafficEstimate
+    storage: StorageEstimate
+    connections: ConnectionEstimate
+    bandwidth: BandwidthEstimate
+
+    def summary(self) -> pd.Series:
+        """The headline figures, formatted with units, as a labelled Series."""
+        return pd.Series(
+            {
+                "messages per day": format_count(float(self.traffic.per_day)),
+                "average send rate": f"{format_count(float(self.traffic.average_rps))} rps",
+                "peak send rate": f"{format_count(float(self.traffic.peak_rps))} rps",
+                "peak delivery rate": f"{format_count(float(self.traffic.read_peak_rps))} rps",
+                "storage per day (one copy)": format_bytes(float(self.storage.per_day_bytes)),
+                "storage over retention (all replicas)": format_bytes(float(self.storage.total_bytes)),
+                "concurrent connections": format_count(self.connections.connections),
+                "connection memory": format_bytes(self.connections.memory_bytes),
+                "connection servers": str(self.connections.servers),
+                "peak ingress": format_bitrate(self.bandwidth.ingress_bps),
+                "peak egress": format_bitrate(self.bandwidth.egress_bps),
+            },
+            name="estimate",
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The summary as a one-column table."""
+        return self.summary().to_frame()
+
+    def __repr__(self) -> str:
+        return "MessengerEstimate(\n" + self.summary().to_string() + "\n)"
+
+
+def estimate_messenger(
+    daily_active_users: float,
+    messages_per_user_per_day: float,
+    bytes_per_message: float = 100,
+    retention_days: float = 5 * 365,
+    peak_factor: float = 2.0,
+    receivers_per_message: float = 1.0,
+    media_fraction: float = 0.0,
+    media_bytes: float = 0,
+    replication_factor: float = 3,
+    online_share: float = 0.1,
+    memory_per_connection_bytes: float = 10_000,
+    connections_per_server: float = 1_000_000,
+) -> MessengerEstimate:
+    """Estimate a chat service end to end from a few habits of its users.
+
+    A message is stored once (not once per receiver) and delivered to
+    ``receivers_per_message`` devices; ``online_share`` of the daily users hold a connection at
+    the peak. Used by notebook 01's widget panel and by ``python -m chatdesign estimate``.
+    """
+    share = _fraction(online_share, "online_share")
+    traffic = estimate_traffic(daily_active_users, messages_per_user_per_day, peak_factor, receivers_per_message)
+    storage = estimate_storage(
+        float(traffic.per_day), bytes_per_message, retention_days, replication_factor, media_fraction, media_bytes
+    )
+    connections = estimate_connections(
+        _scalar(daily_active_users, "daily_active_users") * share, memory_per_connection_bytes, connections_per_server
+    )
+    average_message_bytes = float(storage.per_day_bytes) / float(traffic.per_day) if traffic.per_day else 0.0
+    bandwidth = estimate_bandwidth(float(traffic.peak_rps), average_message_bytes, receivers_per_message)
+    return MessengerEstimate(traffic, storage, connections, bandwidth)

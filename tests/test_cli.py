@@ -23,7 +23,7 @@ def test_no_subcommand_prints_help_and_fails(capsys: pytest.CaptureFixture[str])
 def test_estimate_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", "--dau", "150M", "--messages-per-user", "2", "--replicas", "1"]) == 0
     out = capsys.readouterr().out
-    assert "average send rps" in out
+    assert "average send rate" in out
     assert "3.47 K" in out
     assert "6.94 K" in out
 
@@ -37,4 +37,4 @@ def test_estimate_explains_bad_units(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_estimate_rejects_bad_fraction(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["estimate", "--online-share", "3"]) == 2
-    assert "--online-share" in capsys.readouterr().err
+    assert "online_share" in capsys.readouterr().err

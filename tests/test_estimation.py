@@ -190,3 +190,19 @@ def test_bandwidth() -> None:
     assert isinstance(estimate.to_frame(), pd.DataFrame)
     with pytest.raises(ValueError, match="single number"):
         est.estimate_bandwidth(np.array([1.0, 2.0]), 1)  # type: ignore[arg-type]
+
+
+def test_messenger_estimate_ties_the_calculators_together() -> None:
+    estimate = est.estimate_messenger(
+        50e6, 40, bytes_per_message=100, receivers_per_message=5, media_fraction=0.1, media_bytes=10_000
+    )
+    assert estimate.traffic.per_day == 2e9
+    assert estimate.storage.per_day_bytes == pytest.approx(2e9 * (100 + 1_000))
+    assert estimate.connections.connections == 5e6
+    assert estimate.bandwidth.egress_bps == pytest.approx(estimate.bandwidth.ingress_bps * 5)
+    assert estimate.bandwidth.ingress_bps == pytest.approx(float(estimate.traffic.peak_rps) * 1_100 * 8)
+    summary = estimate.summary()
+    assert summary["messages per day"] == "2 B"
+    assert "peak egress" in estimate.to_frame().index
+    with pytest.raises(ValueError, match="online_share"):
+        est.estimate_messenger(1, 1, online_share=2)
