@@ -1,0 +1,90 @@
+"""Presence ("online notification"): heartbeats, importance tiers, batching, TTL stores.
+
+The seed notes ask for presence that is not real-time and not stored permanently, kept in an
+in-memory key-value store (Redis/memcached), robust to slow networks through heartbeats, pushed
+only to online friends -- very important ones within seconds, the rest within minutes, in
+batches -- and pulled on login for the most important friends first.
+
+- :class:`PresenceService` -- the sans-I/O service: ``heartbeat``, ``status``, ``statuses``,
+  ``initial_statuses``, ``record_interaction``, ``flush(now)``.
+- :class:`PresencePolicy`, :class:`Tier` -- heartbeat/offline/away timings and tiers.
+- :class:`PresenceState`, :class:`PresenceEvent`, :data:`TRANSITIONS` -- the state table.
+- :class:`TTLStore`, :class:`MemoryTTLStore`, :class:`RedisTTLStore` -- where records live.
+- :func:`heartbeat_times`, :func:`status_timeline` -- a slow network on a timeline.
+- :func:`simulate_presence_cost` and friends -- the cost of naive, online-only and tiered +
+  batched fan-out for N users (vectorised numpy).
+
+Taught in ``notebooks/05_presence.ipynb``.
+"""
+
+from chatdesign.presence.clock import ManualClock
+from chatdesign.presence.cost import (
+    PresenceCostModel,
+    PresenceCostResult,
+    check_online_only_answer,
+    draw_friend_counts,
+    naive_push_rate,
+    online_only_push_rate,
+    simulate_presence_cost,
+)
+from chatdesign.presence.errors import (
+    ClockWentBackwardsError,
+    NotAFriendError,
+    PresenceError,
+    UnknownUserError,
+)
+from chatdesign.presence.policy import DEFAULT_TIERS, PresencePolicy, Tier
+from chatdesign.presence.service import (
+    FriendsGraph,
+    InitialPull,
+    PresenceBatch,
+    PresenceChange,
+    PresenceService,
+    PresenceStatus,
+)
+from chatdesign.presence.states import (
+    TRANSITIONS,
+    PresenceEvent,
+    PresenceState,
+    derive_state,
+    next_state,
+    transition_table_frame,
+)
+from chatdesign.presence.store import MemoryTTLStore, RedisTTLStore, TTLStore
+from chatdesign.presence.timeline import count_flaps, heartbeat_times, status_timeline
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "TRANSITIONS",
+    "ClockWentBackwardsError",
+    "FriendsGraph",
+    "InitialPull",
+    "ManualClock",
+    "MemoryTTLStore",
+    "NotAFriendError",
+    "PresenceBatch",
+    "PresenceChange",
+    "PresenceCostModel",
+    "PresenceCostResult",
+    "PresenceError",
+    "PresenceEvent",
+    "PresencePolicy",
+    "PresenceService",
+    "PresenceState",
+    "PresenceStatus",
+    "RedisTTLStore",
+    "TTLStore",
+    "Tier",
+    "UnknownUserError",
+    "check_online_only_answer",
+    "count_flaps",
+    "derive_state",
+    "draw_friend_counts",
+    "heartbeat_times",
+    "naive_push_rate",
+    "next_state",
+    "online_only_push_rate",
+    "simulate_presence_cost",
+    "status_timeline",
+    "transition_table_frame",
+]

@@ -1,0 +1,333 @@
+"""What presence costs at scale: naive fan-out, online-only, and tiered + batched pushes.
+
+Facebook's chat team (2008) found naive presence costs grow as *friends × online users ×
+churn*: every login or logout is a message to every friend. This module simulates N users
+at once with numpy, one tick (default 1 s) at a time, and counts pushes and bytes three ways:
+
+- **naive** -- every change goes to every friend, online or not;
+- **online-only** -- every change goes to each friend who is online right now;
+- **tiered + batched** -- as :class:`~chatdesign.presence.PresenceService` does: a change
+  arms the viewer's window (5 s for very important friends, 2 min for the rest); when it
+  ends, one push carries every change that arrived meanwhile. Offline viewers get nothing.
+
+The population: friend counts are heavy-tailed (a Pareto tail, capped like Facebook's 5,000),
+each user is online a fraction of the day drawn from a beta distribution around
+``online_fraction``, and sessions last ``mean_session_s`` on average (exponential), so each
+user's state is a two-state Markov chain in its stationary regime. Friends are drawn at random
+(mean-field): the changes reaching a viewer in a tick are Poisson with mean ``friends ×
+(changes this tick / users)``. Flap collapsing is left out, so batched counts are an upper bound.
+
+Taught in ``notebooks/05_presence.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from chatdesign.exercises import CheckResult, check_within
+from chatdesign.units import SECONDS_PER_DAY, format_count
+
+
+def _check_number(value: float, what: str, *, low: float, high: float = math.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PresenceCostModel:
+    """The scenario for :func:`simulate_presence_cost` (durations in seconds, sizes in bytes).
+
+    ``warmup_s`` runs before counting starts, so every window is in its steady state;
+    ``duration_s`` is the measured time. ``header_bytes`` is paid per push (frame and envelope),
+    ``change_bytes`` per change carried.
+    """
+
+    users: int = 2_000
+    mean_friends: float = 50.0
+    friends_tail_alpha: float = 1.5
+    max_friends: int = 5_000
+    online_fraction: float = 0.1
+    mean_session_s: float = 1_200.0
+    very_important_share: float = 0.05
+    very_important_delay_s: float = 5.0
+    others_delay_s: float = 120.0
+    tick_s: float = 1.0
+    warmup_s: float = 120.0
+    duration_s: float = 600.0
+    header_bytes: int = 60
+    change_bytes: int = 40
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for what in ("users", "max_friends", "header_bytes", "change_bytes", "seed"):
+            value = getattr(self, what)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{what} must be an int ≥ 0, got {value!r}")
+        if self.users < 1 or self.max_friends < 1:
+            raise ValueError("users and max_friends must be at least 1")
+        _check_number(self.mean_friends, "mean_friends", low=1, high=self.max_friends)
+        _check_number(self.friends_tail_alpha, "friends_tail_alpha", low=1.01, high=100)
+        _check_number(self.online_fraction, "online_fraction", low=0.001, high=0.999)
+        _check_number(self.very_important_share, "very_important_share", low=0, high=1)
+        _check_number(self.tick_s, "tick_s", low=0.01, high=60)
+        for what in ("mean_session_s", "very_important_delay_s", "others_delay_s", "duration_s"):
+            _check_number(getattr(self, what), what, low=self.tick_s)
+        _check_number(self.warmup_s, "warmup_s", low=0)
+        if self.very_important_delay_s > self.others_delay_s:
+            raise ValueError(
+                f"very important friends may not wait longer ({self.very_important_delay_s:g} s) "
+                f"than the others ({self.others_delay_s:g} s)"
+            )
+
+    @property
+    def changes_per_user_per_s(self) -> float:
+        """Mean state changes per user per second: two per session (login and logout)."""
+        sessions_per_s = self.online_fraction / self.mean_session_s
+        return 2 * sessions_per_s
+
+    @property
+    def ticks(self) -> int:
+        """How many ticks the simulation runs, warm-up included."""
+        return math.ceil((self.warmup_s + self.duration_s) / self.tick_s)
+
+
+@dataclass(frozen=True)
+class PresenceCostResult:
+    """Pushes and bytes per second for each strategy, and the staleness batching causes."""
+
+    model: PresenceCostModel
+    mean_friends: float
+    mean_online_users: float
+    changes_per_s: float
+    naive_pushes_per_s: float
+    online_only_pushes_per_s: float
+    batched_pushes_per_s: float
+    naive_bytes_per_s: float
+    online_only_bytes_per_s: float
+    batched_bytes_per_s: float
+    very_important_mean_staleness_s: float
+    very_important_max_staleness_s: float
+    others_mean_staleness_s: float
+    others_max_staleness_s: float
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if name != "model" and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"PresenceCostResult(users={format_count(self.model.users)}, "
+            f"naive={format_count(self.naive_pushes_per_s)}/s, "
+            f"online-only={format_count(self.online_only_pushes_per_s)}/s, "
+            f"batched={format_count(self.batched_pushes_per_s)}/s, "
+            f"naive/batched={self.naive_to_batched_ratio:.1f}x)"
+        )
+
+    @property
+    def naive_to_batched_ratio(self) -> float:
+        """How many times more pushes naive fan-out sends than tiered batching (inf if none)."""
+        if self.batched_pushes_per_s == 0:
+            return math.inf
+        return self.naive_pushes_per_s / self.batched_pushes_per_s
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per strategy: pushes/s, bytes/s, pushes relative to naive, staleness (s)."""
+        pushes = [self.naive_pushes_per_s, self.online_only_pushes_per_s, self.batched_pushes_per_s]
+        naive = self.naive_pushes_per_s
+        return pd.DataFrame(
+            {
+                "pushes_per_s": pushes,
+                "bytes_per_s": [
+                    self.naive_bytes_per_s,
+                    self.online_only_bytes_per_s,
+                    self.batched_bytes_per_s,
+                ],
+                "share_of_naive": [p / naive if naive else math.nan for p in pushes],
+                "max_staleness_s": [0.0, 0.0, self.others_max_staleness_s],
+            },
+            index=pd.Index(["naive", "online-only", "tiered + batched"], name="strategy"),
+        )
+
+    def staleness_frame(self) -> pd.DataFrame:
+        """Mean and maximum staleness (seconds) each tier sees under tiered batching."""
+        model = self.model
+        return pd.DataFrame(
+            {
+                "max_delay_s": [model.very_important_delay_s, model.others_delay_s],
+                "mean_staleness_s": [
+                    self.very_important_mean_staleness_s,
+                    self.others_mean_staleness_s,
+                ],
+                "max_staleness_s": [
+                    self.very_important_max_staleness_s,
+                    self.others_max_staleness_s,
+                ],
+            },
+            index=pd.Index(["very important", "others"], name="tier"),
+        )
+
+
+def draw_friend_counts(model: PresenceCostModel, rng: np.random.Generator) -> np.ndarray:
+    """Heavy-tailed friend counts (int64, one per user): a Pareto tail scaled to the mean, capped."""
+    alpha = model.friends_tail_alpha
+    scale = (model.mean_friends - 1) * (alpha - 1)
+    raw = 1 + rng.pareto(alpha, size=model.users) * scale
+    return np.minimum(np.rint(raw), model.max_friends).astype(np.int64)
+
+
+def simulate_presence_cost(model: PresenceCostModel) -> PresenceCostResult:
+    """Run the vectorised simulation of ``model`` and return its pushes, bytes and staleness.
+
+    Deterministic for a given model (all draws come from ``numpy.random.default_rng(seed)``).
+    """
+    if not isinstance(model, PresenceCostModel):
+        raise ValueError(f"model must be a PresenceCostModel, got {type(model).__name__}")
+    rng = np.random.default_rng(model.seed)
+    n = model.users
+    friends = draw_friend_counts(model, rng)
+    very_important = rng.binomial(friends, model.very_important_share)
+    others = friends - very_important
+    concentration = 2.0
+    share_online = np.clip(
+        rng.beta(
+            concentration * model.online_fraction,
+            concentration * (1 - model.online_fraction),
+            size=n,
+        ),
+        0.001,
+        0.999,
+    )
+    p_logout = min(1.0, model.tick_s / model.mean_session_s)
+    p_login = np.minimum(1.0, p_logout * share_online / (1 - share_online))
+    online = rng.random(n) < share_online
+
+    pending = np.zeros((2, n), dtype=np.int64)  # very important, others
+    arrival_sum = np.zeros((2, n))
+    first_arrival = np.full((2, n), np.inf)
+    due = np.full(n, np.inf)
+    delays = (model.very_important_delay_s, model.others_delay_s)
+    counts = {"changes": 0.0, "naive": 0.0, "online": 0.0, "pushes": 0.0, "carried": 0.0}
+    stale_sum, stale_n, stale_max = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+    online_user_ticks = 0.0
+    warmup_ticks = math.ceil(model.warmup_s / model.tick_s)
+
+    for tick in range(model.ticks):
+        now = tick * model.tick_s
+        measuring = tick >= warmup_ticks
+        flips = rng.random(n) < np.where(online, p_logout, p_login)
+        online ^= flips
+        went_offline = flips & ~online
+        pending[:, went_offline] = 0
+        arrival_sum[:, went_offline] = 0.0
+        first_arrival[:, went_offline] = np.inf
+        due[went_offline] = np.inf
+        change_rate = np.count_nonzero(flips) / n
+        arrivals = np.stack(
+            (rng.poisson(very_important * change_rate), rng.poisson(others * change_rate))
+        )
+        arrivals[:, ~online] = 0
+        for tier in (0, 1):
+            got = arrivals[tier] > 0
+            due[got] = np.minimum(due[got], now + delays[tier])
+            first_arrival[tier, got] = np.minimum(first_arrival[tier, got], now)
+        pending += arrivals
+        arrival_sum += arrivals * now
+        deliver = np.flatnonzero(due <= now + 1e-9)
+        if measuring:
+            counts["changes"] += np.count_nonzero(flips)
+            counts["naive"] += friends[flips].sum()
+            counts["online"] += arrivals.sum()
+            counts["pushes"] += deliver.size
+            counts["carried"] += pending[:, deliver].sum()
+            online_user_ticks += np.count_nonzero(online)
+            for tier in (0, 1):
+                carried = pending[tier, deliver]
+                waited = carried * now - arrival_sum[tier, deliver]
+                stale_sum[tier] += waited.sum()
+                stale_n[tier] += carried.sum()
+                has = carried > 0
+                if has.any():
+                    oldest = now - first_arrival[tier, deliver][has].min()
+                    stale_max[tier] = max(stale_max[tier], oldest)
+        pending[:, deliver] = 0
+        arrival_sum[:, deliver] = 0.0
+        first_arrival[:, deliver] = np.inf
+        due[deliver] = np.inf
+
+    seconds = (model.ticks - warmup_ticks) * model.tick_s
+    naive_rate = counts["naive"] / seconds
+    online_rate = counts["online"] / seconds
+    pushes_rate = counts["pushes"] / seconds
+    per_change = model.header_bytes + model.change_bytes
+    return PresenceCostResult(
+        model=model,
+        mean_friends=float(friends.mean()),
+        mean_online_users=online_user_ticks / (model.ticks - warmup_ticks),
+        changes_per_s=counts["changes"] / seconds,
+        naive_pushes_per_s=naive_rate,
+        online_only_pushes_per_s=online_rate,
+        batched_pushes_per_s=pushes_rate,
+        naive_bytes_per_s=naive_rate * per_change,
+        online_only_bytes_per_s=online_rate * per_change,
+        batched_bytes_per_s=(
+            pushes_rate * model.header_bytes + counts["carried"] / seconds * model.change_bytes
+        ),
+        very_important_mean_staleness_s=stale_sum[0] / stale_n[0] if stale_n[0] else 0.0,
+        very_important_max_staleness_s=stale_max[0],
+        others_mean_staleness_s=stale_sum[1] / stale_n[1] if stale_n[1] else 0.0,
+        others_max_staleness_s=stale_max[1],
+    )
+
+
+def naive_push_rate(users: float, mean_friends: float, changes_per_user_per_s: float) -> float:
+    """Pushes/s when every change goes to every friend: users × friends × churn."""
+    _check_number(users, "users", low=0)
+    _check_number(mean_friends, "mean_friends", low=0)
+    _check_number(changes_per_user_per_s, "changes_per_user_per_s", low=0)
+    return users * mean_friends * changes_per_user_per_s
+
+
+def online_only_push_rate(
+    users: float, mean_friends: float, online_fraction: float, changes_per_user_per_s: float
+) -> float:
+    """Pushes/s when changes go to online friends only: naive × online fraction.
+
+    This is Facebook's "friends × online users × churn" with online users = users × fraction.
+    """
+    _check_number(online_fraction, "online_fraction", low=0, high=1)
+    return naive_push_rate(users, mean_friends, changes_per_user_per_s) * online_fraction
+
+
+def check_online_only_answer(
+    answer: float,
+    users: float,
+    mean_friends: float,
+    online_fraction: float,
+    logins_per_user_per_day: float,
+) -> CheckResult:
+    """Self-check for notebook 05's exercise: online-only pushes/s (within 10 %).
+
+    Each login makes two changes (online, then offline). An answer that matches naive fan-out
+    (pushing to offline friends too) or forgets the logout is named as such.
+    """
+    _check_number(logins_per_user_per_day, "logins_per_user_per_day", low=0)
+    churn = 2 * logins_per_user_per_day / SECONDS_PER_DAY
+    expected = online_only_push_rate(users, mean_friends, online_fraction, churn)
+    result = check_within("online-only pushes/s", answer, expected, rel_tol=0.1, unit="pushes/s")
+    if result.passed:
+        return result
+    naive = naive_push_rate(users, mean_friends, churn)
+    if check_within("naive", answer, naive, rel_tol=0.1).passed:
+        hint = "that is naive fan-out: multiply by the share of friends who are online"
+    elif check_within("half", answer, expected / 2, rel_tol=0.1).passed:
+        hint = "a login makes two changes (online, and later offline)"
+    else:
+        hint = "changes/s = users × 2 × logins/day ÷ 86,400; each reaches friends × online share"
+    return CheckResult(result.name, False, f"{result.explanation}; hint: {hint}")

@@ -1,0 +1,100 @@
+"""Heartbeats on a timeline: what a slow network does to one user's status.
+
+:func:`heartbeat_times` makes a seeded schedule of heartbeats that arrive late (jitter) or not
+at all (drops); :func:`status_timeline` plays it through a :class:`PresenceService` on a
+:class:`ManualClock` and samples the status every ``step_s``. The notebook plots the result;
+the tests use it to show that jitter below the grace period never makes a user flap.
+
+Taught in ``notebooks/05_presence.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from chatdesign.presence.clock import ManualClock
+from chatdesign.presence.policy import PresencePolicy
+from chatdesign.presence.service import PresenceService
+from chatdesign.presence.states import STATE_RANK, PresenceState
+from chatdesign.presence.store import MemoryTTLStore
+
+
+def _check_seconds(value: float, what: str, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{what} must be {'positive' if positive else '≥ 0'}, got {value!r}")
+    return float(value)
+
+
+def heartbeat_times(
+    duration_s: float,
+    interval_s: float = 5.0,
+    jitter_s: float = 0.0,
+    drop_probability: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Arrival times (seconds, sorted) of heartbeats sent every ``interval_s`` from 0 on.
+
+    Each one arrives up to ``jitter_s`` late (uniform) and is lost with ``drop_probability``.
+    """
+    duration = _check_seconds(duration_s, "duration_s", positive=True)
+    interval = _check_seconds(interval_s, "interval_s", positive=True)
+    jitter = _check_seconds(jitter_s, "jitter_s", positive=False)
+    if (
+        isinstance(drop_probability, bool)
+        or not isinstance(drop_probability, int | float)
+        or not 0 <= drop_probability < 1
+    ):
+        raise ValueError(f"drop_probability must be in [0, 1), got {drop_probability!r}")
+    rng = np.random.default_rng(seed)
+    sent = np.arange(0.0, duration, interval)
+    arrived = sent + rng.uniform(0.0, jitter, size=sent.size)
+    kept = rng.random(sent.size) >= drop_probability
+    return np.sort(arrived[kept])
+
+
+def status_timeline(
+    heartbeats_s: Sequence[float] | np.ndarray,
+    until_s: float,
+    policy: PresencePolicy | None = None,
+    step_s: float = 1.0,
+) -> pd.DataFrame:
+    """One user's status every ``step_s`` seconds from 0 to ``until_s`` given heartbeat times.
+
+    Columns: ``time_s``, ``status`` (its value), ``level`` (0 offline, 1 away, 2 online, for
+    plotting) and ``heartbeats`` (how many arrived since the previous sample).
+    """
+    until = _check_seconds(until_s, "until_s", positive=True)
+    step = _check_seconds(step_s, "step_s", positive=True)
+    beats = np.sort(np.asarray(heartbeats_s, dtype=float))
+    if beats.size and (not np.isfinite(beats).all() or beats[0] < 0):
+        raise ValueError("heartbeat times must be finite and ≥ 0 seconds")
+    clock = ManualClock(0.0)
+    service = PresenceService(MemoryTTLStore(clock), clock, policy, friends={"user": {}})
+    rows: list[tuple[float, str, int, int]] = []
+    next_beat = 0
+    for sample in np.arange(0.0, until + step / 2, step):
+        arrived = 0
+        while next_beat < beats.size and beats[next_beat] <= sample:
+            clock.set(float(beats[next_beat]))
+            service.heartbeat("user", "phone")
+            next_beat += 1
+            arrived += 1
+        clock.set(float(sample))
+        state = service.status("user").status
+        rows.append((float(sample), state.value, STATE_RANK[state], arrived))
+    return pd.DataFrame(rows, columns=["time_s", "status", "level", "heartbeats"])
+
+
+def count_flaps(timeline: pd.DataFrame) -> int:
+    """How many times the status in a :func:`status_timeline` frame went offline after online."""
+    if "level" not in timeline:
+        raise ValueError("expected a frame from status_timeline (with a 'level' column)")
+    offline = STATE_RANK[PresenceState.OFFLINE]
+    levels = timeline["level"].to_numpy()
+    return int(np.count_nonzero((levels[1:] == offline) & (levels[:-1] != offline)))
