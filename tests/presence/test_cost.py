@@ -1,0 +1,129 @@
+"""The vectorised cost model, its formulas, the exercise check and the timeline helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from chatdesign.presence import (
+    PresenceCostModel,
+    check_online_only_answer,
+    draw_friend_counts,
+    heartbeat_times,
+    naive_push_rate,
+    online_only_push_rate,
+    simulate_presence_cost,
+    status_timeline,
+)
+
+SMALL = PresenceCostModel(users=3_000, duration_s=300, seed=7)
+
+
+@pytest.fixture(scope="module")
+def small_result():  # type: ignore[no-untyped-def]
+    return simulate_presence_cost(SMALL)
+
+
+def test_strategies_are_ordered_and_batching_saves_ten_times(small_result) -> None:  # type: ignore[no-untyped-def]
+    r = small_result
+    assert r.batched_pushes_per_s < r.online_only_pushes_per_s < r.naive_pushes_per_s
+    assert r.naive_to_batched_ratio >= 10
+    assert r.batched_bytes_per_s < r.online_only_bytes_per_s
+    assert list(r.to_frame().index) == ["naive", "online-only", "tiered + batched"]
+
+
+def test_simulation_agrees_with_the_formulas(small_result) -> None:  # type: ignore[no-untyped-def]
+    r = small_result
+    churn = SMALL.changes_per_user_per_s
+    assert r.changes_per_s == pytest.approx(SMALL.users * churn, rel=0.15)
+    assert r.mean_online_users == pytest.approx(SMALL.users * SMALL.online_fraction, rel=0.15)
+    expected_online = online_only_push_rate(SMALL.users, r.mean_friends, SMALL.online_fraction, churn)
+    assert r.online_only_pushes_per_s == pytest.approx(expected_online, rel=0.3)
+
+
+def test_staleness_stays_inside_each_tier_bound(small_result) -> None:  # type: ignore[no-untyped-def]
+    frame = small_result.staleness_frame()
+    assert (frame["max_staleness_s"] <= frame["max_delay_s"]).all()
+    assert (frame["mean_staleness_s"] > 0).all()
+
+
+def test_same_seed_same_answer_and_naive_grows_with_users() -> None:
+    a = simulate_presence_cost(PresenceCostModel(users=500, duration_s=60, seed=1))
+    b = simulate_presence_cost(PresenceCostModel(users=500, duration_s=60, seed=1))
+    assert a == b
+    big = simulate_presence_cost(PresenceCostModel(users=4_000, duration_s=60, seed=1))
+    assert big.naive_pushes_per_s > 4 * a.naive_pushes_per_s
+    assert "naive/batched" in repr(a)
+
+
+def test_friend_counts_are_heavy_tailed_and_capped() -> None:
+    model = PresenceCostModel(users=50_000, mean_friends=50, max_friends=5_000)
+    counts = draw_friend_counts(model, np.random.default_rng(0))
+    assert counts.min() >= 1 and counts.max() <= 5_000
+    assert np.median(counts) < counts.mean()  # a long right tail
+    assert counts.mean() == pytest.approx(50, rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"users": 0}, "at least 1"),
+        ({"users": 2.5}, "users must be an int"),
+        ({"online_fraction": 1.0}, "online_fraction"),
+        ({"friends_tail_alpha": 1.0}, "friends_tail_alpha"),
+        ({"very_important_delay_s": 300.0}, "may not wait longer"),
+        ({"tick_s": 0}, "tick_s"),
+        ({"mean_friends": 10_000}, "mean_friends"),
+    ],
+)
+def test_bad_models_are_refused(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PresenceCostModel(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be a PresenceCostModel"):
+        simulate_presence_cost({"users": 5})  # type: ignore[arg-type]
+
+
+def test_formulas() -> None:
+    assert naive_push_rate(1e6, 100, 1e-4) == pytest.approx(10_000)
+    assert online_only_push_rate(1e6, 100, 0.1, 1e-4) == pytest.approx(1_000)
+    with pytest.raises(ValueError, match="online_fraction"):
+        online_only_push_rate(1e6, 100, 1.5, 1e-4)
+    with pytest.raises(ValueError, match="users"):
+        naive_push_rate(-1, 100, 1e-4)
+
+
+def test_exercise_check_names_the_usual_mistakes() -> None:
+    args = {"users": 1e6, "mean_friends": 100, "online_fraction": 0.1, "logins_per_user_per_day": 4}
+    expected = 1e6 * 8 / 86_400 * 100 * 0.1
+    assert check_online_only_answer(expected, **args).passed
+    naive = check_online_only_answer(expected * 10, **args)
+    assert not naive.passed and "naive fan-out" in naive.explanation
+    half = check_online_only_answer(expected / 2, **args)
+    assert not half.passed and "two changes" in half.explanation
+    other = check_online_only_answer(1.0, **args)
+    assert not other.passed and "86,400" in other.explanation
+
+
+def test_heartbeat_times_jitter_and_drops() -> None:
+    exact = heartbeat_times(30, 5)
+    assert exact.tolist() == [0, 5, 10, 15, 20, 25]
+    late = heartbeat_times(30, 5, jitter_s=2, seed=3)
+    assert ((late - exact >= 0) & (late - exact <= 2)).all()
+    assert heartbeat_times(1000, 5, drop_probability=0.5, seed=3).size < 150
+    with pytest.raises(ValueError, match="drop_probability"):
+        heartbeat_times(30, 5, drop_probability=1.0)
+    with pytest.raises(ValueError, match="interval_s must be positive"):
+        heartbeat_times(30, 0)
+
+
+def test_status_timeline_columns_and_errors() -> None:
+    timeline = status_timeline([0.0, 5.0], until_s=40)
+    assert list(timeline.columns) == ["time_s", "status", "level", "heartbeats"]
+    assert timeline.loc[timeline["time_s"] == 34, "status"].item() == "online"
+    assert timeline.loc[timeline["time_s"] == 35, "status"].item() == "offline"
+    with pytest.raises(ValueError, match="finite and ≥ 0"):
+        status_timeline([-1.0], until_s=10)
+    with pytest.raises(ValueError, match="until_s"):
+        status_timeline([1.0], until_s=math.nan)
