@@ -1,0 +1,55 @@
+"""Live-video delivery: topology, segments, coalescing caches and the viewer simulation.
+
+The chain from the seed notes, "Video player → Edge Proxy → Edge Cache → Origin Server Cache →
+Origin Server", as Facebook Live built it in 2015. Taught in ``notebooks/07_live_pipeline.ipynb``
+and ``notebooks/08_edge_cache.ipynb``.
+"""
+
+from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
+from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
+from chatdesign.live.oracle import simulate_live_simpy
+from chatdesign.live.result import LAYERS, LiveResult
+from chatdesign.live.segments import (
+    LatencyBudget,
+    RtmpChunking,
+    latency_budget,
+    requests_per_viewer_s,
+    rtmp_chunking,
+    segment_bytes,
+    segment_length_table,
+)
+from chatdesign.live.simulate import simulate_live
+from chatdesign.live.topology import (
+    ROLES,
+    PathDelays,
+    build_topology,
+    draw_topology,
+    path_delays,
+    pop_name,
+)
+
+__all__ = [
+    "LAYERS",
+    "ROLES",
+    "CacheOutcome",
+    "CacheStats",
+    "CoalescingCache",
+    "LatencyBudget",
+    "LiveResult",
+    "LiveScenario",
+    "PathDelays",
+    "RtmpChunking",
+    "SegmentArrivals",
+    "build_topology",
+    "draw_topology",
+    "latency_budget",
+    "path_delays",
+    "pop_name",
+    "requests_per_viewer_s",
+    "rtmp_chunking",
+    "segment_arrivals",
+    "segment_bytes",
+    "segment_length_table",
+    "simulate_live",
+    "simulate_live_simpy",
+]

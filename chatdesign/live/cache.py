@@ -1,0 +1,164 @@
+"""An LRU cache with request coalescing (single flight), as Facebook's edge and origin caches.
+
+Theory of operation. The cache does no I/O and keeps no clock: the caller asks
+:meth:`CoalescingCache.request` for a key and gets an outcome. ``HIT``: serve now. ``MISS``: the
+caller must fetch the key upstream and call :meth:`~CoalescingCache.fill` when it arrives.
+``COALESCED``: a fetch for the key is already in flight; the request waits. With coalescing on,
+the requester of a ``MISS`` and every ``COALESCED`` requester are queued as *waiters* and
+:meth:`~CoalescingCache.fill` returns them, to be served (as hits) the moment the key arrives, so
+a thundering herd of N requests costs one upstream fetch. With coalescing off, every request
+that finds the key absent is a ``MISS`` with its own fetch and waits for its own answer; nothing
+is queued. :meth:`~CoalescingCache.fill` also takes keys nobody asked for (a push from upstream).
+
+The simulations in :mod:`chatdesign.live.simulate` use it per PoP and per origin cache.
+Taught in ``notebooks/08_edge_cache.ipynb``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Generic, TypeVar
+
+import pandas as pd
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+WaiterT = TypeVar("WaiterT")
+
+
+class CacheOutcome(Enum):
+    """What a cache lookup means for the requester."""
+
+    HIT = "hit"
+    """The key is stored: serve it now."""
+    MISS = "miss"
+    """The key is absent: the requester fetches it upstream."""
+    COALESCED = "coalesced"
+    """A fetch is in flight: wait for it (coalescing only)."""
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters of a :class:`CoalescingCache` since it was made."""
+
+    hits: int
+    misses: int
+    coalesced: int
+    fills: int
+    evictions: int
+
+    @property
+    def requests(self) -> int:
+        """All requests: hits + misses + coalesced."""
+        return self.hits + self.misses + self.coalesced
+
+    @property
+    def hit_ratio(self) -> float:
+        """Share of requests served without their own upstream fetch (hits + coalesced)."""
+        return (self.hits + self.coalesced) / self.requests if self.requests else 0.0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row with every counter and the hit ratio."""
+        return pd.DataFrame([{
+            "requests": self.requests, "hits": self.hits, "misses": self.misses,
+            "coalesced": self.coalesced, "fills": self.fills, "evictions": self.evictions,
+            "hit_ratio": self.hit_ratio,
+        }])
+
+
+class CoalescingCache(Generic[KeyT, WaiterT]):
+    """An LRU cache of ``capacity`` keys; with ``coalescing``, one upstream fetch per missing key.
+
+    >>> cache: CoalescingCache[int, str] = CoalescingCache(capacity=2)
+    >>> cache.request(7, "alice"), cache.request(7, "bob")
+    (<CacheOutcome.MISS: 'miss'>, <CacheOutcome.COALESCED: 'coalesced'>)
+    >>> cache.fill(7)
+    ('alice', 'bob')
+    >>> cache.request(7, "carol")
+    <CacheOutcome.HIT: 'hit'>
+    """
+
+    def __init__(self, capacity: int, coalescing: bool = True) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            raise ValueError(f"capacity must be an integer number of keys, got {capacity!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1 key, got {capacity!r}")
+        if not isinstance(coalescing, bool):
+            raise ValueError(f"coalescing must be True or False, got {coalescing!r}")
+        self._capacity = capacity
+        self._coalescing = coalescing
+        self._stored: OrderedDict[KeyT, None] = OrderedDict()
+        self._waiting: dict[KeyT, list[WaiterT]] = {}
+        self._hits = self._misses = self._coalesced = self._fills = self._evictions = 0
+
+    @property
+    def capacity(self) -> int:
+        """Most keys stored at once."""
+        return self._capacity
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent misses for one key share a single upstream fetch."""
+        return self._coalescing
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stored
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def in_flight(self, key: KeyT) -> bool:
+        """Whether a coalesced fetch for ``key`` is outstanding."""
+        return key in self._waiting
+
+    def request(self, key: KeyT, waiter: WaiterT) -> CacheOutcome:
+        """Look ``key`` up for ``waiter``; see :class:`CacheOutcome` for what to do next.
+
+        A hit refreshes the key's LRU position. With coalescing, ``waiter`` is queued on a
+        ``MISS`` or ``COALESCED`` outcome and handed back by :meth:`fill`.
+        """
+        if key in self._stored:
+            self._stored.move_to_end(key)
+            self._hits += 1
+            return CacheOutcome.HIT
+        if not self._coalescing:
+            self._misses += 1
+            return CacheOutcome.MISS
+        queue = self._waiting.get(key)
+        if queue is not None:
+            queue.append(waiter)
+            self._coalesced += 1
+            return CacheOutcome.COALESCED
+        self._waiting[key] = [waiter]
+        self._misses += 1
+        return CacheOutcome.MISS
+
+    def fill(self, key: KeyT) -> tuple[WaiterT, ...]:
+        """Store ``key`` (a fetch answered or a push arrived); return the waiters to serve now.
+
+        Evicts the least recently used key when full. Filling a stored key refreshes it.
+        """
+        self._fills += 1
+        if key in self._stored:
+            self._stored.move_to_end(key)
+        else:
+            if len(self._stored) >= self._capacity:
+                self._stored.popitem(last=False)
+                self._evictions += 1
+            self._stored[key] = None
+        return tuple(self._waiting.pop(key, ()))
+
+    @property
+    def stats(self) -> CacheStats:
+        """The counters so far."""
+        return CacheStats(self._hits, self._misses, self._coalesced, self._fills, self._evictions)
+
+    def __repr__(self) -> str:
+        mode = "coalescing" if self._coalescing else "no coalescing"
+        return (
+            f"CoalescingCache({len(self._stored)}/{self._capacity} keys, {mode}, "
+            f"{len(self._waiting)} in flight, hits={self._hits}, misses={self._misses}, "
+            f"coalesced={self._coalesced})"
+        )

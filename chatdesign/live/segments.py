@@ -1,0 +1,232 @@
+"""Segments and RTMP chunks: what the segment length costs in latency and in requests.
+
+Theory of operation. A broadcaster pushes video over RTMP in small chunks; the live stream
+server cuts it into segments (one second in the seed notes, three seconds at Facebook in 2015,
+six seconds by Apple's HLS default) that travel through the CDN as plain HTTP files. A frame
+captured at the start of a segment cannot leave before the segment closes, and a player starts
+``buffer_segments`` segments behind the newest one, so the segment length appears about
+``1 + buffer_segments`` times in the glass-to-glass latency. Shorter segments cut that latency
+but multiply the requests every viewer makes.
+
+Taught in ``notebooks/07_live_pipeline.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+from chatdesign.units import format_bytes, format_count, format_duration
+
+
+def _check_positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _check_non_negative(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_whole(value: int, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return value
+
+
+def segment_bytes(segment_s: float, bitrate_kbps: float) -> float:
+    """Bytes in one segment: ``segment_s x bitrate_kbps x 1000 / 8`` (1 s at 1,000 kbps = 125 KB)."""
+    return _check_positive(segment_s, "segment_s") * _check_positive(
+        bitrate_kbps, "bitrate_kbps") * 1000 / 8
+
+
+@dataclass(frozen=True)
+class RtmpChunking:
+    """RTMP's push model in numbers: how long a chunk holds video and what its headers cost.
+
+    ``chunk_ms`` is the video one chunk carries (it cannot be sent before it is captured);
+    ``overhead_ratio`` is header bytes over all bytes sent.
+    """
+
+    chunk_bytes: int
+    bitrate_kbps: float
+    header_bytes: int
+
+    def __post_init__(self) -> None:
+        _check_whole(self.chunk_bytes, "chunk_bytes", 1)
+        _check_positive(self.bitrate_kbps, "bitrate_kbps")
+        _check_whole(self.header_bytes, "header_bytes", 0)
+
+    @property
+    def chunk_ms(self) -> float:
+        """Milliseconds of video in one chunk: ``chunk_bytes x 8 / bitrate_kbps``."""
+        return self.chunk_bytes * 8 / self.bitrate_kbps
+
+    @property
+    def chunks_per_s(self) -> float:
+        """Chunks sent per second of video."""
+        return 1000 / self.chunk_ms
+
+    @property
+    def overhead_ratio(self) -> float:
+        """Header bytes / (header + payload bytes)."""
+        return self.header_bytes / (self.header_bytes + self.chunk_bytes)
+
+    def __repr__(self) -> str:
+        return (
+            f"RtmpChunking({format_bytes(self.chunk_bytes)} at {self.bitrate_kbps:g} kbps: "
+            f"{self.chunk_ms:.3g} ms per chunk, {self.overhead_ratio:.2%} header overhead)"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the inputs, ms per chunk, chunks per second and overhead."""
+        return pd.DataFrame([{
+            "chunk_bytes": self.chunk_bytes,
+            "bitrate_kbps": self.bitrate_kbps,
+            "header_bytes": self.header_bytes,
+            "chunk_ms": self.chunk_ms,
+            "chunks_per_s": self.chunks_per_s,
+            "overhead_ratio": self.overhead_ratio,
+        }])
+
+
+def rtmp_chunking(
+    chunk_bytes: int = 4_000, bitrate_kbps: float = 500.0, header_bytes: int = 12
+) -> RtmpChunking:
+    """Chunk timing and header overhead; Facebook's 4 KB chunks at 500 kbps hold 64 ms of video.
+
+    ``header_bytes`` defaults to 12, RTMP's full (type 0) chunk header: a 1-byte basic header
+    and an 11-byte message header. A continuation chunk of the same message needs only the
+    1-byte basic header, so 12 is the worst case. Sizes are decimal (4 KB = 4,000 bytes).
+    """
+    return RtmpChunking(chunk_bytes, bitrate_kbps, header_bytes)
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """Glass-to-glass latency of segmented live video, one field per stage (seconds).
+
+    ``capture_encode_s``: camera, encoder and its look-ahead. ``rtmp_ingest_s``: the upload's
+    one-way delay plus one RTMP chunk. ``segment_wait_s``: the first frame of a segment waits
+    for the segment to close (one segment). ``cdn_s``: origin → edge → player for a segment
+    already cached at the edge. ``player_buffer_s``: the player starts ``buffer_segments``
+    segments behind the newest.
+    """
+
+    segment_s: float
+    buffer_segments: int
+    capture_encode_s: float
+    rtmp_ingest_s: float
+    segment_wait_s: float
+    cdn_s: float
+    player_buffer_s: float
+
+    def __post_init__(self) -> None:
+        _check_positive(self.segment_s, "segment_s")
+        _check_whole(self.buffer_segments, "buffer_segments", 0)
+        for name in ("capture_encode_s", "rtmp_ingest_s", "segment_wait_s", "cdn_s",
+                     "player_buffer_s"):
+            _check_non_negative(getattr(self, name), name)
+
+    @property
+    def total_s(self) -> float:
+        """Glass-to-glass latency: the sum of the stages (seconds)."""
+        return (self.capture_encode_s + self.rtmp_ingest_s + self.segment_wait_s + self.cdn_s
+                + self.player_buffer_s)
+
+    def __repr__(self) -> str:
+        return (
+            f"LatencyBudget(segment={format_duration(self.segment_s)}, "
+            f"buffer={self.buffer_segments} segments, total={format_duration(self.total_s)})"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per stage with its seconds and share of the total."""
+        stages = [f.name for f in fields(self) if f.name not in ("segment_s", "buffer_segments")]
+        seconds = [float(getattr(self, name)) for name in stages]
+        return pd.DataFrame(
+            {"seconds": seconds, "share": [s / self.total_s for s in seconds]},
+            index=pd.Index([name.removesuffix("_s") for name in stages], name="stage"),
+        )
+
+
+def latency_budget(
+    segment_s: float,
+    buffer_segments: int = 3,
+    *,
+    capture_encode_s: float = 0.3,
+    upload_one_way_s: float = 0.05,
+    chunk_bytes: int = 4_000,
+    bitrate_kbps: float = 500.0,
+    cdn_s: float = 0.1,
+) -> LatencyBudget:
+    """The glass-to-glass latency budget for segments of ``segment_s`` seconds.
+
+    Defaults: 300 ms capture and encode, 50 ms one-way upload plus one 4 KB RTMP chunk at
+    500 kbps (64 ms), 100 ms through the CDN on an edge hit, and a player that starts three
+    segments behind live (Apple's HLS guidance). 1 s segments give about 4.5 s, 3 s segments
+    about 12.5 s, 6 s segments about 24.5 s. Raises ``ValueError`` on a non-positive segment
+    length or bit rate, a negative stage or a negative buffer.
+    """
+    segment = _check_positive(segment_s, "segment_s")
+    chunk = rtmp_chunking(chunk_bytes, bitrate_kbps)
+    ingest = _check_non_negative(upload_one_way_s, "upload_one_way_s") + chunk.chunk_ms / 1000
+    _check_whole(buffer_segments, "buffer_segments", 0)
+    return LatencyBudget(
+        segment_s=segment,
+        buffer_segments=buffer_segments,
+        capture_encode_s=_check_non_negative(capture_encode_s, "capture_encode_s"),
+        rtmp_ingest_s=ingest,
+        segment_wait_s=segment,
+        cdn_s=_check_non_negative(cdn_s, "cdn_s"),
+        player_buffer_s=buffer_segments * segment,
+    )
+
+
+def requests_per_viewer_s(segment_s: float, playlist: bool = True) -> float:
+    """HTTP requests per second one viewer makes: one per segment, plus one playlist refresh
+    per segment when ``playlist`` (HLS players re-read the playlist to find the next segment).
+
+    1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33.
+    """
+    return (2.0 if playlist else 1.0) / _check_positive(segment_s, "segment_s")
+
+
+def segment_length_table(
+    segment_lengths_s: Sequence[float] = (1.0, 3.0, 6.0),
+    viewers: int = 1_000_000,
+    buffer_segments: int = 3,
+    playlist: bool = True,
+) -> pd.DataFrame:
+    """Compare segment lengths: glass-to-glass latency and the request rate ``viewers`` make.
+
+    One row per segment length, indexed by ``segment_s``; columns ``glass_to_glass_s``,
+    ``requests_per_viewer_s`` and ``total_rps`` (as numbers) and ``total`` (formatted).
+    """
+    if len(segment_lengths_s) == 0:
+        raise ValueError("segment_lengths_s must be a non-empty sequence of seconds")
+    _check_whole(viewers, "viewers", 0)
+    rows = []
+    for length in segment_lengths_s:
+        budget = latency_budget(length, buffer_segments)
+        per_viewer = requests_per_viewer_s(length, playlist)
+        rows.append({
+            "segment_s": float(length),
+            "glass_to_glass_s": budget.total_s,
+            "requests_per_viewer_s": per_viewer,
+            "total_rps": viewers * per_viewer,
+            "total": f"{format_count(viewers * per_viewer)} requests/s",
+        })
+    return pd.DataFrame(rows).set_index("segment_s")

@@ -1,0 +1,407 @@
+"""The vectorised live-delivery simulation: every request of every viewer, without a Python loop
+per request.
+
+Theory of operation (one segment at a time; the arrays come from
+:func:`~chatdesign.live.arrivals.segment_arrivals`). A request leaves its player at ``send``
+and reaches its PoP's edge cache at ``a = send + player→edge``. If the PoP already has its
+capacity's worth of requests for this segment, the request spills to the next-nearest PoP
+(arriving ``neighbour`` seconds later; the neighbour serves it whatever its own load) or is
+refused. At each edge cache the whole segment's story is fixed by one time, ``F``, when the
+segment lands there:
+
+- coalescing: the earliest request (if it beats any push) is the one miss; it reaches the
+  origin cache at ``b = a + edge→origin``; there, the earliest ``b`` of all its PoPs is the one
+  origin miss and the segment is ready at ``G = b_min + 2 x origin→server`` (or when the push
+  arrived). The edge miss comes back at ``R = max(b, G) + edge→origin`` and ``F = min(push, R)``.
+  Every request is answered at ``max(a, F)``: latency ``2 x player→edge + max(0, F - a)``.
+- no coalescing: a request is a miss iff it arrives before the earliest answer of the misses
+  before it (found with a per-PoP running minimum over the few candidates that arrive before
+  the first miss is answered); each miss waits for its own fetch.
+
+Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
+publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
+``push_to="watched"`` those whose viewers asked for the previous segment.
+
+:func:`chatdesign.live.oracle.simulate_live_simpy` models the same thing one event per request
+with SimPy; the tests require identical counters and latency histograms.
+
+Why the edge serves > 98 %: with coalescing each PoP sends at most one request per segment
+upstream, so the share of requests past the edge is about ``PoPs with viewers / viewers``.
+Facebook's ~1.8 % means roughly 55 viewers per PoP per segment (their figure averages over
+many streams, most of them small); one stream of 1,000 viewers over 20 PoPs gives ~2 %, and
+1 M viewers give 0.002 %. Without coalescing every request that arrives during the ~50-100 ms
+an edge miss takes is another miss: a third or more of the herd reaches the origin cache.
+
+Taught in ``notebooks/08_edge_cache.ipynb``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
+from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
+from chatdesign.live.topology import PathDelays, build_topology, path_delays
+
+EDGE, ORIGIN_CACHE, ORIGIN_SERVER = (LAYERS.index(name) for name in
+                                     ("edge", "origin_cache", "origin_server"))
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(segments_done, segments_total)`` after each segment."""
+
+
+@dataclass(frozen=True, eq=False)
+class PathTimes:
+    """Per-PoP and per-origin-cache delays (seconds) in the exact form both simulations add them.
+
+    Round trips are computed once here (``x + x``) so that the vectorised model and the SimPy
+    oracle add the very same floating-point numbers in the same order.
+    """
+
+    player_edge_s: np.ndarray
+    player_edge_rtt_s: np.ndarray
+    edge_origin_s: np.ndarray
+    origin_of_pop: np.ndarray
+    origin_server_s: np.ndarray
+    origin_server_rtt_s: np.ndarray
+    neighbour_pop: np.ndarray
+    neighbour_s: np.ndarray
+    spill_rtt_s: np.ndarray
+
+    @classmethod
+    def from_delays(cls, delays: PathDelays) -> PathTimes:
+        """Derive the round trips from one-way :class:`PathDelays`."""
+        player_edge_rtt = delays.player_edge_s + delays.player_edge_s
+        return cls(
+            player_edge_s=delays.player_edge_s,
+            player_edge_rtt_s=player_edge_rtt,
+            edge_origin_s=delays.edge_origin_s,
+            origin_of_pop=delays.origin_of_pop,
+            origin_server_s=delays.origin_server_s,
+            origin_server_rtt_s=delays.origin_server_s + delays.origin_server_s,
+            neighbour_pop=delays.neighbour_pop,
+            neighbour_s=delays.neighbour_s,
+            spill_rtt_s=player_edge_rtt + (delays.neighbour_s + delays.neighbour_s),
+        )
+
+    def __repr__(self) -> str:
+        return f"PathTimes(pops={len(self.player_edge_s)}, origin_caches={len(self.origin_server_s)})"
+
+
+def scenario_paths(scenario: LiveScenario) -> tuple[PathDelays, PathTimes]:
+    """The topology of ``scenario`` (seeded by its ``seed``) as delays and path times."""
+    graph = build_topology(scenario.pops, origin_caches=scenario.origin_caches,
+                           seed=scenario.seed, zipf_exponent=scenario.zipf_exponent)
+    delays = path_delays(graph)
+    return delays, PathTimes.from_delays(delays)
+
+
+def push_targets(scenario: LiveScenario, previous_counts: np.ndarray | None) -> np.ndarray:
+    """Which PoPs get a segment pushed: all, or those whose viewers asked for the previous one
+    (``push_to="watched"``; nothing is known before the first segment, so it is pulled)."""
+    if not scenario.push:
+        return np.zeros(scenario.pops, dtype=bool)
+    if scenario.push_to == "all":
+        return np.ones(scenario.pops, dtype=bool)
+    if previous_counts is None:
+        return np.zeros(scenario.pops, dtype=bool)
+    return previous_counts > 0
+
+
+def _group_starts(counts: np.ndarray) -> np.ndarray:
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _group_min(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Minimum of each consecutive group (``inf`` for an empty one)."""
+    result = np.full(len(counts), np.inf)
+    nonempty = counts > 0
+    if nonempty.any():
+        result[nonempty] = np.minimum.reduceat(values, _group_starts(counts)[nonempty])
+    return result
+
+
+def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> None:
+    """Per-second requests, per PoP, by counting sends below each whole second (no sort)."""
+    send, counts = arrivals.send_s, arrivals.pop_counts
+    nonempty = counts > 0
+    starts = _group_starts(counts)[nonempty]
+    second = int(np.floor(arrivals.publish_s))
+    below_before = np.zeros(len(counts), dtype=np.int64)
+    for boundary in range(second + 1, int(np.floor(arrivals.publish_s + horizon_s)) + 1):
+        below = np.zeros(len(counts), dtype=np.int64)
+        if len(send):
+            below[nonempty] = np.add.reduceat(send < boundary, starts, dtype=np.int64)
+        tally.pop_demand[boundary - 1] += below - below_before
+        below_before = below
+        second = boundary
+    tally.pop_demand[second] += counts - below_before
+
+
+class _Segment:
+    """One segment's requests after admission: arrival times grouped by the PoP serving them."""
+
+    def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
+                 tally: Tally, player_edge_v: np.ndarray) -> None:
+        pops = scenario.pops
+        pop = arrivals.pop
+        arrive = arrivals.send_s + player_edge_v
+        self.base_s: np.ndarray | None = None  # None: 2 x player→edge of the serving PoP
+        capacity = scenario.capacity_per_segment
+        own_counts = arrivals.pop_counts
+        if capacity is None or not (own_counts > capacity).any():
+            self.arrive_s, self.pop, self.counts = arrive, pop, own_counts
+            tally.add_segment_load(own_counts, own_counts)
+            return
+        starts = _group_starts(own_counts)
+        over_parts = []
+        for p in np.flatnonzero(own_counts > capacity):
+            begin = int(starts[p])
+            order = np.argsort(arrive[begin : begin + own_counts[p]], kind="stable")
+            over_parts.append(begin + order[capacity:])
+        over = np.concatenate(over_parts)
+        keep = np.ones(len(arrive), dtype=bool)
+        keep[over] = False
+        over_pop = pop[over]
+        over_counts = np.bincount(over_pop, minlength=pops)
+        if scenario.overflow == "refuse":
+            tally.add_seconds("refused", arrive[over])
+            tally.pop["refused"] += over_counts
+            self.arrive_s, self.pop = arrive[keep], pop[keep]
+            self.base_s = None
+        else:
+            tally.add_seconds("spilled", arrive[over])
+            tally.pop["spilled_out"] += over_counts
+            target = paths.neighbour_pop[over_pop]
+            tally.pop["spilled_in"] += np.bincount(target, minlength=pops)
+            arrive_all = np.concatenate([arrive[keep], arrive[over] + paths.neighbour_s[over_pop]])
+            pop_all = np.concatenate([pop[keep], target])
+            base_all = np.concatenate([paths.player_edge_rtt_s[pop[keep]],
+                                       paths.spill_rtt_s[over_pop]])
+            order = np.argsort(pop_all, kind="stable")
+            self.arrive_s, self.pop, self.base_s = arrive_all[order], pop_all[order], base_all[order]
+        self.counts = np.bincount(self.pop, minlength=pops)
+        tally.add_segment_load(own_counts, self.counts)
+
+    def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
+        """The no-wait latency (round trip to the serving edge) of requests ``index``."""
+        base: np.ndarray = (paths.player_edge_rtt_s[self.pop[index]] if self.base_s is None
+                            else self.base_s[index])
+        return base
+
+    def first_index(self) -> np.ndarray:
+        """Index of the earliest arrival of each non-empty group, in PoP order."""
+        starts = _group_starts(self.counts)
+        return np.array([int(starts[p]) + int(np.argmin(self.arrive_s[starts[p]:starts[p] + c]))
+                         for p, c in enumerate(self.counts) if c > 0], dtype=np.int64)
+
+    def add_hits(self, tally: Tally, paths: PathTimes, hit_mask: np.ndarray,
+                 hits_per_pop: np.ndarray) -> None:
+        """Add the requests served at once (latency = round trip to the edge) to the histogram."""
+        if self.base_s is None:
+            bins = latency_bins(paths.player_edge_rtt_s)
+            np.add.at(tally.histogram[EDGE], bins, hits_per_pop)
+        else:
+            tally.add_latencies(EDGE, self.base_s[hit_mask])
+
+
+def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
+                        edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
+    """Resolve one segment with single-flight caches; returns F, when it lands at each edge."""
+    first_arrival = _group_min(seg.arrive_s, seg.counts)
+    missed = first_arrival < edge_push_s
+    upstream = first_arrival + paths.edge_origin_s
+    origin_first = np.full(len(origin_push_s), np.inf)
+    np.minimum.at(origin_first, paths.origin_of_pop[missed], upstream[missed])
+    origin_missed = origin_first < origin_push_s
+    ready = np.where(origin_missed,
+                     np.minimum(origin_push_s, origin_first + paths.origin_server_rtt_s),
+                     origin_push_s)
+    answered = np.maximum(upstream, ready[paths.origin_of_pop]) + paths.edge_origin_s
+    landed = np.where(missed, np.minimum(edge_push_s, answered), edge_push_s)
+
+    tally.add_seconds("origin_cache_requests", upstream[missed])
+    tally.add_seconds("origin_server_requests", origin_first[origin_missed])
+    tally.pop["origin_cache_requests"] += missed
+
+    waiting = seg.arrive_s < np.repeat(landed, seg.counts)
+    waiter = np.flatnonzero(waiting)
+    waiter_pop = seg.pop[waiter]
+    waited = seg.base(paths, waiter) + (landed[waiter_pop] - seg.arrive_s[waiter])
+    waiter_bins = latency_bins(waited)
+    edge_histogram = np.bincount(waiter_bins)
+    tally.coalesced += len(waiter) - int(missed.sum())
+
+    first = seg.first_index()
+    first_pop = seg.pop[first]
+    first_latency = seg.base(paths, first) + np.maximum(
+        landed[first_pop] - seg.arrive_s[first], 0.0)
+    tally.first_latency_sum_s += float(first_latency.sum())
+    tally.first_requests += len(first)
+    fetcher = missed[first_pop]
+    fetcher_bins = latency_bins(first_latency[fetcher])
+    went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
+        upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
+    np.subtract.at(edge_histogram, fetcher_bins, 1)
+    tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
+    np.add.at(tally.histogram[ORIGIN_SERVER], fetcher_bins[went_to_server], 1)
+    np.add.at(tally.histogram[ORIGIN_CACHE], fetcher_bins[~went_to_server], 1)
+
+    hits_per_pop = seg.counts - np.bincount(waiter_pop, minlength=scenario.pops)
+    seg.add_hits(tally, paths, ~waiting, hits_per_pop)
+    return landed
+
+
+def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
+                         edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
+    """Resolve one segment with plain caches: every request before the fill is its own miss."""
+    first_arrival = _group_min(seg.arrive_s, seg.counts)
+    missed = first_arrival < edge_push_s
+    first_upstream = first_arrival + paths.edge_origin_s
+    origin_first = np.full(len(origin_push_s), np.inf)
+    np.minimum.at(origin_first, paths.origin_of_pop[missed], first_upstream[missed])
+    origin_missed = origin_first < origin_push_s
+    ready = np.where(origin_missed,
+                     np.minimum(origin_push_s, origin_first + paths.origin_server_rtt_s),
+                     origin_push_s)
+
+    def answered_at(pops: np.ndarray, upstream: np.ndarray) -> np.ndarray:
+        origin = paths.origin_of_pop[pops]
+        answer = np.where(upstream >= ready[origin], upstream,
+                          upstream + paths.origin_server_rtt_s[origin])
+        answer_at_edge: np.ndarray = answer + paths.edge_origin_s[pops]
+        return answer_at_edge
+
+    first_answer = answered_at(np.arange(scenario.pops), first_upstream)
+    bound = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
+    candidate = np.flatnonzero(seg.arrive_s <= np.repeat(bound, seg.counts))
+    candidate = candidate[np.lexsort((seg.arrive_s[candidate], seg.pop[candidate]))]
+    cand_pop = seg.pop[candidate]
+    cand_arrive = seg.arrive_s[candidate]
+    cand_upstream = cand_arrive + paths.edge_origin_s[cand_pop]
+    cand_answer = answered_at(cand_pop, cand_upstream)
+    is_miss = np.zeros(len(candidate), dtype=bool)
+    landed = edge_push_s.copy()
+    cand_counts = np.bincount(cand_pop, minlength=scenario.pops)
+    for p, begin in zip(np.flatnonzero(cand_counts), _group_starts(cand_counts)[cand_counts > 0],
+                        strict=True):
+        end = begin + cand_counts[p]
+        earliest_before = np.empty(end - begin)
+        earliest_before[0] = edge_push_s[p]
+        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[begin:end - 1]),
+                   out=earliest_before[1:])
+        is_miss[begin:end] = cand_arrive[begin:end] < earliest_before
+        if is_miss[begin:end].any():
+            landed[p] = min(edge_push_s[p], float(cand_answer[begin:end][is_miss[begin:end]].min()))
+
+    miss_pop, miss_upstream = cand_pop[is_miss], cand_upstream[is_miss]
+    to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
+    tally.add_seconds("origin_cache_requests", miss_upstream)
+    tally.add_seconds("origin_server_requests", miss_upstream[to_server])
+    tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
+    miss_latency = seg.base(paths, candidate[is_miss]) + (
+        cand_answer[is_miss] - cand_arrive[is_miss])
+    tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
+    tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
+
+    first = seg.first_index()
+    first_pop = seg.pop[first]
+    first_latency = np.where(missed[first_pop],
+                             seg.base(paths, first) + (first_answer[first_pop]
+                                                       - seg.arrive_s[first]),
+                             seg.base(paths, first))
+    tally.first_latency_sum_s += float(first_latency.sum())
+    tally.first_requests += len(first)
+
+    hit_mask = np.ones(len(seg.arrive_s), dtype=bool)
+    hit_mask[candidate[is_miss]] = False
+    hits_per_pop = seg.counts - np.bincount(miss_pop, minlength=scenario.pops)
+    seg.add_hits(tally, paths, hit_mask, hits_per_pop)
+    return landed
+
+
+def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = None) -> LiveResult:
+    """Run :func:`simulate_live` for a validated :class:`LiveScenario`."""
+    delays, paths = scenario_paths(scenario)
+    tally = Tally(scenario)
+    horizon_s = scenario.herd_window_s + scenario.jitter_s
+    previous_counts: np.ndarray | None = None
+    cached_counts: np.ndarray | None = None
+    player_edge_v = np.empty(0)
+    resolve = _coalescing_segment if scenario.coalescing else _uncoalesced_segment
+    for arrivals in segment_arrivals(scenario, delays):
+        if cached_counts is None or not np.array_equal(cached_counts, arrivals.pop_counts):
+            cached_counts = arrivals.pop_counts
+            player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
+        _add_demand(tally, arrivals, horizon_s)
+        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v)
+        targets = push_targets(scenario, previous_counts)
+        if scenario.push:
+            origin_push = arrivals.publish_s + paths.origin_server_s
+            edge_push = np.where(targets, origin_push[paths.origin_of_pop] + paths.edge_origin_s,
+                                 np.inf)
+        else:
+            origin_push = np.full(len(paths.origin_server_s), np.inf)
+            edge_push = np.full(scenario.pops, np.inf)
+        resolve(seg, scenario, paths, tally, edge_push, origin_push)
+        tally.pushes += int(targets.sum())
+        tally.unwatched_pushes += int((targets & (seg.counts == 0)).sum())
+        previous_counts = arrivals.pop_counts
+        if progress is not None:
+            progress(arrivals.segment + 1, scenario.segments)
+    tally.series["requests"] = tally.pop_demand.sum(axis=1)
+    return tally.result()
+
+
+def simulate_live(
+    viewers: int,
+    duration_s: float,
+    segment_s: float = 1.0,
+    pops: int = 20,
+    origin_caches: int = 1,
+    coalescing: bool = True,
+    push: bool = False,
+    pop_capacity_rps: float | None = None,
+    seed: int = 0,
+    *,
+    push_to: Literal["all", "watched"] = "all",
+    overflow: Literal["spill", "refuse"] = "spill",
+    herd_window_s: float = 0.5,
+    jitter_s: float = 0.02,
+    ramp_s: float = 0.0,
+    bitrate_kbps: float = 1_000.0,
+    zipf_exponent: float = 1.0,
+    progress: ProgressCallback | None = None,
+) -> LiveResult:
+    """Simulate ``viewers`` watching one live stream for ``duration_s`` seconds (vectorised).
+
+    ``segment_s``: segment length (s). ``pops``/``origin_caches``: topology size (built by
+    :func:`~chatdesign.live.topology.build_topology` with ``seed``). ``coalescing``: single-flight
+    at edge and origin caches, as Facebook did. ``push``: the origin pushes each segment on
+    publication to ``push_to`` PoPs ("all", or "watched" = those with viewers on the previous
+    segment). ``pop_capacity_rps``: requests per second one PoP serves (checked per segment as
+    ``floor(rps x segment_s)`` requests); the rest ``overflow`` ("spill" to the next-nearest PoP,
+    "refuse"). ``herd_window_s``/``jitter_s``: the players' phases and per-request jitter (s);
+    ``ramp_s``: viewers join uniformly over this many seconds (a flash crowd); ``bitrate_kbps``
+    sizes segments for push bytes; ``zipf_exponent`` skews viewers over PoPs.
+    ``progress(done, total)`` is called after each segment.
+
+    Memory is a handful of arrays of ``viewers`` floats (one segment at a time). Raises
+    ``ValueError`` for invalid inputs (see :class:`~chatdesign.live.arrivals.LiveScenario`).
+    """
+    scenario = LiveScenario(
+        viewers=viewers, duration_s=duration_s, segment_s=segment_s, pops=pops,
+        origin_caches=origin_caches, coalescing=coalescing, push=push,
+        pop_capacity_rps=pop_capacity_rps, seed=seed, push_to=push_to, overflow=overflow,
+        herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
+        bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent,
+    )
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be callable, got {progress!r}")
+    return run_vectorised(scenario, progress)
