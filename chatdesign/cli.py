@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from chatdesign import __version__
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli", "chatdesign.live.cli")
 """Modules that each add one subcommand, in the order ``--help`` lists them."""
 
 

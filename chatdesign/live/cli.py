@@ -1,0 +1,100 @@
+"""``python -m chatdesign simulate-live``: the vectorised live-delivery simulation from the shell.
+
+Example: ``python -m chatdesign simulate-live --viewers 1M --duration 300``. Prints the headline
+numbers, per-layer latency percentiles and the busiest PoPs, then the wall time and peak
+memory. Runs of more than about ten million requests print a progress line to stderr.
+The model is explained in ``notebooks/08_edge_cache.ipynb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from typing import Any, TextIO
+
+from chatdesign.cli import argument_type
+from chatdesign.live.simulate import ProgressCallback, simulate_live
+from chatdesign.units import format_bytes, format_duration, parse_count, parse_duration
+
+PROGRESS_ABOVE_REQUESTS = 10_000_000
+"""Runs with more requests than this (a few seconds or more) report progress on stderr."""
+
+
+def _whole_count(text: str) -> float:
+    value = parse_count(text)
+    if value != int(value):
+        raise ValueError(f"{text!r} is not a whole number")
+    return value
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """Register ``simulate-live`` on the top-level parser's subparsers."""
+    parser = subparsers.add_parser(
+        "simulate-live",
+        help="simulate viewers of one live stream through edge and origin caches",
+        description="Vectorised live-video delivery simulation (notebook 08 explains it).",
+    )
+    add = parser.add_argument
+    add("--viewers", type=argument_type(_whole_count), default=1_000_000.0,
+        help="concurrent viewers, e.g. 1M (1M)")
+    add("--duration", type=argument_type(parse_duration), default=300.0,
+        help="stream length, e.g. 300 s or 5 min (300 s)")
+    add("--segment", type=argument_type(parse_duration), default=1.0,
+        help="segment length, e.g. 1 s or 3 s (1 s)")
+    add("--pops", type=int, default=20, help="points of presence (20)")
+    add("--origin-caches", type=int, default=1, help="origin-cache sites (1)")
+    add("--no-coalescing", action="store_true", help="turn request coalescing off")
+    add("--push", choices=("none", "all", "watched"), default="none",
+        help="push each segment to all PoPs or to those watched last segment (none)")
+    add("--pop-capacity-rps", type=float, default=None,
+        help="requests per second one PoP serves (unlimited)")
+    add("--overflow", choices=("spill", "refuse"), default="spill",
+        help="what happens above capacity (spill)")
+    add("--ramp", type=argument_type(parse_duration), default=0.0,
+        help="viewers join over this long, a flash crowd (0 s)")
+    add("--seed", type=int, default=0, help="random seed (0)")
+    parser.set_defaults(handler=run)
+
+
+def progress_printer(stream: TextIO) -> ProgressCallback:
+    """A callback that prints ``simulating: segment k/n (p %)`` on one line, every 10 %."""
+    last_tenth = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // total
+        if tenth != last_tenth[0]:
+            last_tenth[0] = tenth
+            end = "\n" if done == total else ""
+            print(f"\rsimulating: segment {done}/{total} ({100 * done // total} %)",
+                  end=end, file=stream, flush=True)
+
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulation and print its tables."""
+    viewers = int(args.viewers)
+    expected_requests = viewers * (args.duration // args.segment if args.segment > 0 else 0)
+    progress = progress_printer(sys.stderr) if expected_requests > PROGRESS_ABOVE_REQUESTS else None
+    started = time.perf_counter()
+    result = simulate_live(
+        viewers, args.duration, segment_s=args.segment, pops=args.pops,
+        origin_caches=args.origin_caches, coalescing=not args.no_coalescing,
+        push=args.push != "none", push_to="watched" if args.push == "watched" else "all",
+        pop_capacity_rps=args.pop_capacity_rps, overflow=args.overflow, ramp_s=args.ramp,
+        seed=args.seed, progress=progress,
+    )
+    elapsed = time.perf_counter() - started
+    peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(result.to_frame()["text"].to_string())
+    print()
+    print(result.latency.to_string())
+    print()
+    busiest = result.pop_load.sort_values("peak_served_per_segment", ascending=False).head(5)
+    print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused",
+                   "peak_rps"]].to_string())
+    print()
+    print(f"ran in {format_duration(elapsed)}, peak memory (max RSS) {format_bytes(peak_bytes)}")
+    return 0
