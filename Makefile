@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# JupyterLab refuses to run as root unless told; containers often run as root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup lab test lint typecheck pytest system-deps notebooks nav bench freeze clean
 
@@ -20,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## Open the book in JupyterLab.
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 ## Everything CI runs: lint, type-check, unit tests and every notebook under nbval.
 test: setup system-deps lint typecheck pytest
