@@ -40,7 +40,7 @@ from chatdesign.chat.retention import (
     RetentionReport,
     StorageStats,
 )
-from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout
+from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout, ManualClock
 from chatdesign.chat.store import ChatStore, SQLiteStore
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "KeepAll",
     "KeepLastN",
     "LocalFanout",
+    "ManualClock",
     "Message",
     "NotFound",
     "RetentionPolicy",

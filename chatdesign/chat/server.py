@@ -15,6 +15,7 @@ Taught in ``notebooks/02_chat_api.ipynb`` and ``notebooks/03_consistency.ipynb``
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections import deque
@@ -78,6 +79,26 @@ from chatdesign.chat.retention import (
 from chatdesign.chat.store import ChatStore, SQLiteStore, Synchronous
 
 Clock = Callable[[], float]
+
+
+class ManualClock:
+    """A clock that moves only when told: for tests, notebooks and simulations (seconds)."""
+
+    def __init__(self, start_s: float = 1_750_000_000.0) -> None:
+        self.now_s = require_time(start_s, "start_s")
+
+    def __repr__(self) -> str:
+        return f"ManualClock(now_s={self.now_s})"
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock by ``seconds`` (negative: an NTP step back); returns the new time."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise ValueError(f"seconds must be a finite number, got {seconds!r}")
+        self.now_s = require_time(self.now_s + seconds, "the clock")
+        return self.now_s
 
 
 class Fanout(Protocol):
@@ -187,6 +208,7 @@ class ChatServer:
             directory = Path(self._temp_dir.name)
         self.files = AttachmentFiles(directory / "attachments")
         self._ids = SnowflakeGenerator(worker_id, self.store.last_message_id())
+        self._latest_s = self.store.latest_activity_time() or 0.0
         self.local_fanout = LocalFanout()
         self.fanout: Fanout = fanout if fanout is not None else self.local_fanout
         self._known_users: set[str] = set()
@@ -212,8 +234,11 @@ class ChatServer:
             self._temp_dir = None
 
     def now(self) -> float:
-        """The server clock, in seconds."""
-        return require_time(self._clock(), "clock()")
+        """The server's time in seconds: the clock, but never earlier than a time this server
+        (or the database it opened) has already used, so a clock stepping back cannot make
+        new activity older than old activity."""
+        self._latest_s = max(self._latest_s, require_time(self._clock(), "clock()"))
+        return self._latest_s
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -83,6 +83,7 @@ class ChatStore(Protocol):
     def get_message(self, conversation_id: str, seq: int) -> Message | None: ...
     def messages(self, conversation_id: str, window: HistoryWindow) -> list[Message]: ...
     def last_message_id(self) -> int | None: ...
+    def latest_activity_time(self) -> float | None: ...
     def conversations_as_of(
         self, user_id: str, as_of: float, offset: int, limit: int
     ) -> list[tuple[str, ConversationKind, str, int, float]]: ...
@@ -460,15 +461,17 @@ class SQLiteStore:
             params,
         ).fetchall()
         found = [_message(r) for r in rows]
-        if len(found) < window.limit:
-            cold_seqs = [
-                int(r[0])
-                for r in self._connection.execute(
-                    "SELECT seq FROM cold.cold_index WHERE conversation_id = ? AND seq > ? "
-                    f"AND seq < ? ORDER BY seq {order} LIMIT ?",
-                    params,
-                )
-            ]
+        # The cold store holds each conversation's oldest messages: look there too (an index
+        # probe, usually empty) and merge; a hot copy wins if an interrupted archive left both.
+        cold_seqs = [
+            int(r[0])
+            for r in self._connection.execute(
+                "SELECT seq FROM cold.cold_index WHERE conversation_id = ? AND seq > ? "
+                f"AND seq < ? ORDER BY seq {order} LIMIT ?",
+                params,
+            )
+        ]
+        if cold_seqs:
             hot_seqs = {m.seq for m in found}
             found += [
                 m for m in self._cold_messages(conversation_id, cold_seqs) if m.seq not in hot_seqs
@@ -509,6 +512,11 @@ class SQLiteStore:
         assert row is not None
         largest = int(row[0])  # type: ignore[call-overload]
         return None if largest < 0 else largest
+
+    def latest_activity_time(self) -> float | None:
+        """The newest conversation activity (message or creation) stored, in seconds."""
+        row = self._one("SELECT max(updated_at) FROM conversations")
+        return None if row is None or row[0] is None else float(row[0])  # type: ignore[arg-type]
 
     def _remember_largest_id(self) -> None:
         self._connection.execute(

@@ -1,0 +1,98 @@
+"""SQLiteStore on its own: transactions, journal mode, cold buckets, sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatdesign.chat import Message, SQLiteStore
+from chatdesign.chat.core import Conversation, history_window
+from chatdesign.chat.store import COLD_BUCKET_MESSAGES
+
+
+def _store_with_messages(store: SQLiteStore, count: int) -> None:
+    with store.transaction():
+        store.add_user("alice", "Alice", 0.0)
+        store.add_user("bob", "Bob", 0.0)
+        store.add_conversation(
+            Conversation("d:1", "direct", "a & b", "alice", 0.0), ("alice", "bob"),
+            ("alice", "bob"),
+        )
+    messages = [Message(100 + i, "d:1", i, "alice", f"message {i} " * 5, float(i), f"k{i}")
+                for i in range(1, count + 1)]
+    with store.transaction():
+        store.import_messages(messages, [f"f{i}" for i in range(count)])
+
+
+def test_file_store_uses_wal_and_memory_does_not(tmp_path: Path) -> None:
+    on_disk = SQLiteStore(tmp_path / "chat.db", synchronous="NORMAL")
+    assert on_disk.journal_mode == "wal" and (tmp_path / "chat.db.cold").exists()
+    assert "chat.db" in repr(on_disk)
+    on_disk.close()
+    assert SQLiteStore().journal_mode == "memory"
+
+
+def test_transaction_rolls_back_everything() -> None:
+    store = SQLiteStore()
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_user("alice", "Alice", 0.0)
+        with store.transaction():  # joins the outer one
+            store.add_user("bob", "Bob", 0.0)
+        raise RuntimeError("refused half-way")
+    assert not store.has_user("alice") and not store.has_user("bob")
+
+
+def test_claim_seq_is_gap_free_and_time_monotone() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 3)
+    with store.transaction():
+        assert store.claim_seq("d:1", 1.0) == (4, 3.0)  # time never before the last message
+        assert store.claim_seq("d:1", 9.0) == (5, 9.0)
+    with pytest.raises(KeyError):
+        store.claim_seq("d:404", 1.0)
+
+
+def test_import_moves_the_conversation_forward() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 5)
+    conversation = store.get_conversation("d:1")
+    assert conversation is not None and (conversation.last_seq, conversation.updated_at) == (5, 5.0)
+    with pytest.raises(ValueError, match="one fingerprint"):
+        store.import_messages([], ["x"])
+
+
+def test_archive_packs_buckets_and_reads_back() -> None:
+    store = SQLiteStore()
+    count = COLD_BUCKET_MESSAGES + 10
+    _store_with_messages(store, count)
+    hot_before, _ = store.size_bytes()
+    with store.transaction():
+        assert store.archive_through("d:1", count - 5) == count - 5
+        assert store.archive_through("d:1", count - 5) == 0  # idempotent
+    assert store.message_counts() == (5, count - 5)
+    buckets = store._connection.execute("SELECT count(*) FROM cold.cold_buckets").fetchone()[0]
+    assert buckets == 2
+    cold = store.get_message("d:1", 1)
+    assert cold is not None and cold.cold and cold.content == "message 1 " * 5
+    window = store.messages("d:1", history_window(None, None, 10))
+    assert [m.seq for m in window] == list(range(count, count - 10, -1))
+    hot_after, cold_bytes = store.size_bytes()
+    assert hot_after < hot_before and 0 < cold_bytes < hot_before
+    assert store.last_message_id() == 100 + count
+
+
+def test_delete_remembers_largest_id_and_last_time() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 4)
+    with store.transaction():
+        assert store.delete_through("d:1", 4) == 4
+    assert store.message_counts() == (0, 0)
+    assert store.last_message_id() == 104
+    rows = store.conversations_as_of("alice", 10.0, 0, 5)
+    assert rows == [("d:1", "direct", "a & b", 4, 4.0)]
+
+
+def test_store_refuses_a_bad_synchronous_setting() -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(synchronous="ALWAYS")  # type: ignore[arg-type]
