@@ -236,7 +236,7 @@ class HistoryPlacement(StrEnum):
     CLIENT_ONLY = "client keeps all, server keeps nothing (backup to the user's drive)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PlacementEstimate:
     """One history placement: what the server stores, and what the user sees and loses."""
 
@@ -250,14 +250,25 @@ class PlacementEstimate:
     lost_messages_per_user: float
     """Messages a user loses for good when the phone is lost (on average)."""
 
+    def __repr__(self) -> str:
+        return (
+            f"PlacementEstimate({self.placement.value}: server {format_bytes(self.server_bytes)}, "
+            f"phone {format_bytes(self.client_bytes_per_user)}, new device sees "
+            f"{self.new_device_messages_per_conversation:,.0f} messages/conversation, "
+            f"a lost phone loses {self.lost_messages_per_user:,.0f})"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class PlacementComparison:
     """The three placements side by side, for the same workload."""
 
     options: tuple[PlacementEstimate, ...]
     messages_per_conversation: float
     """History length per conversation over the period considered."""
+
+    def __repr__(self) -> str:
+        return "PlacementComparison(\n" + "".join(f"  {option!r},\n" for option in self.options) + ")"
 
     def __getitem__(self, placement: HistoryPlacement) -> PlacementEstimate:
         for option in self.options:
@@ -356,7 +367,7 @@ class RetentionAction(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RetentionEstimate:
     """Sizes after ``horizon_days`` of writing, with data older than ``retain_days`` archived or deleted."""
 
@@ -368,6 +379,13 @@ class RetentionEstimate:
     """Archived bytes after compression (0 when deleting)."""
     deleted_bytes: float
     """Logical bytes removed for good (0 when archiving)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"RetentionEstimate({self.action.value} after {self.retain_days:g} days, at day "
+            f"{self.horizon_days:g}: hot {format_bytes(self.hot_bytes)}, cold {format_bytes(self.cold_bytes)}, "
+            f"deleted {format_bytes(self.deleted_bytes)})"
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """A one-row table of the estimate."""
@@ -440,7 +458,7 @@ DEFAULT_TIERS: tuple[StorageTier, ...] = (
 memory-optimised instance, SSD and HDD block volumes, standard object storage)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TieringPlan:
     """Data split into tiers by age: bytes, monthly cost and share of reads per tier."""
 

@@ -206,3 +206,13 @@ def test_messenger_estimate_ties_the_calculators_together() -> None:
     assert "peak egress" in estimate.to_frame().index
     with pytest.raises(ValueError, match="online_share"):
         est.estimate_messenger(1, 1, online_share=2)
+
+
+def test_placement_and_retention_reprs_are_readable() -> None:
+    comparison = est.compare_history_placement(1e6, 40, 100, 365)
+    text = repr(comparison)
+    assert text.count("PlacementEstimate(") == 3
+    assert "server keeps all: server 1.46 TB" in text
+    assert repr(est.estimate_retention(1e9, 90, 365)) == (
+        "RetentionEstimate(archive after 90 days, at day 365: hot 90 GB, cold 91.7 GB, deleted 0 B)"
+    )
