@@ -18,7 +18,7 @@ from chatdesign.live.segments import (
     segment_bytes,
     segment_length_table,
 )
-from chatdesign.live.simulate import simulate_live
+from chatdesign.live.simulate import POPULAR_STREAM_VIEWERS, simulate_live
 from chatdesign.live.topology import (
     ROLES,
     PathDelays,
@@ -30,6 +30,7 @@ from chatdesign.live.topology import (
 
 __all__ = [
     "LAYERS",
+    "POPULAR_STREAM_VIEWERS",
     "ROLES",
     "CacheOutcome",
     "CacheStats",

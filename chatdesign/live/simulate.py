@@ -28,9 +28,15 @@ with SimPy; the tests require identical counters and latency histograms.
 Why the edge serves > 98 %: with coalescing each PoP sends at most one request per segment
 upstream, so the share of requests past the edge is about ``PoPs with viewers / viewers``.
 Facebook's ~1.8 % means roughly 55 viewers per PoP per segment (their figure averages over
-many streams, most of them small); one stream of 1,000 viewers over 20 PoPs gives ~2 %, and
-1 M viewers give 0.002 %. Without coalescing every request that arrives during the ~50-100 ms
-an edge miss takes is another miss: a third or more of the herd reaches the origin cache.
+many streams, most of them small); one stream of :data:`POPULAR_STREAM_VIEWERS` = 1,100
+viewers over 20 PoPs gives 1.8 % (98.2 % at the edge), and 1 M viewers give 0.002 %. The other
+assumptions behind the number: every PoP has one logical edge cache per stream (proxies hash a
+segment's URL to one cache host), caches are big enough that no live segment is evicted while
+still asked for, and all viewers watch the same rendition (no adaptive bitrate yet).
+
+Without coalescing every request that arrives during the ~40-100 ms an edge miss takes is
+another miss: with the default herd about a tenth of all requests, tens of thousands per
+segment for a million viewers, reach the origin cache instead of one per PoP.
 
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
@@ -49,6 +55,11 @@ from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
 EDGE, ORIGIN_CACHE, ORIGIN_SERVER = (LAYERS.index(name) for name in
                                      ("edge", "origin_cache", "origin_server"))
+
+POPULAR_STREAM_VIEWERS = 1_100
+"""Viewers of "one popular stream" that reproduce Facebook's ~1.8 % of requests past the edge:
+with coalescing each of the 20 PoPs sends one request per segment upstream, 20 / 1,100 = 1.8 %
+(about 55 viewers per PoP per segment). See the module notes for why this is the assumption."""
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(segments_done, segments_total)`` after each segment."""

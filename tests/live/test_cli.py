@@ -1,0 +1,59 @@
+"""python -m chatdesign simulate-live: the table, progress on stderr, and errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from chatdesign.cli import main
+from chatdesign.live.cli import progress_printer
+
+
+def test_simulate_live_prints_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate-live", "--viewers", "1100", "--duration", "20 s"]) == 0
+    captured = capsys.readouterr()
+    assert "edge_hit_ratio" in captured.out
+    assert "98.182%" in captured.out
+    assert "origin_server" in captured.out
+    assert "peak memory" in captured.out
+    assert captured.err == ""  # small runs print no progress
+
+
+def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate-live", "--viewers", "2K", "--duration", "10", "--pops", "5",
+            "--pop-capacity-rps", "300", "--overflow", "refuse", "--push", "watched",
+            "--no-coalescing", "--ramp", "5 s", "--seed", "3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    refused_line = next(line for line in out.splitlines() if line.startswith("refused"))
+    assert refused_line.split()[-1] != "0"
+
+
+def test_progress_line_every_tenth() -> None:
+    stream = io.StringIO()
+    report = progress_printer(stream)
+    for done in range(1, 21):
+        report(done, 20)
+    text = stream.getvalue()
+    assert text.count("\r") == 11
+    assert text.endswith("segment 20/20 (100 %)\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--viewers", "-5"], "cannot be negative"),
+        (["--viewers", "2.5"], "not a whole number"),
+        (["--segment", "0"], "segment_s must be positive"),
+        (["--duration", "ten"], "cannot read"),
+    ],
+)
+def test_bad_arguments_are_explained(args: list[str], message: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["simulate-live", *args])
+    except SystemExit as exit_info:
+        code = int(str(exit_info.code))
+    assert code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""The SimPy oracle agrees with the vectorised model; coalescing bounds the origin's load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatdesign.live import LiveResult, simulate_live, simulate_live_simpy
+
+SCENARIOS: list[dict[str, Any]] = [
+    {},
+    {"coalescing": False},
+    {"push": True},
+    {"push": True, "coalescing": False},
+    {"push": True, "push_to": "watched", "ramp_s": 5.0},
+    {"pop_capacity_rps": 100.0},
+    {"pop_capacity_rps": 100.0, "overflow": "refuse"},
+    {"pop_capacity_rps": 100.0, "coalescing": False, "origin_caches": 3},
+    {"segment_s": 2.0, "herd_window_s": 1.5, "origin_caches": 2},
+]
+
+
+def assert_same(fast: LiveResult, oracle: LiveResult) -> None:
+    assert fast.counters() == oracle.counters()
+    np.testing.assert_array_equal(fast.latency_histogram, oracle.latency_histogram)
+    assert fast.latency.equals(oracle.latency)
+    assert fast.per_second.equals(oracle.per_second)
+    assert fast.pop_demand.equals(oracle.pop_demand)
+    assert fast.pop_load.equals(oracle.pop_load)
+    assert fast.first_request_latency_ms == pytest.approx(oracle.first_request_latency_ms,
+                                                          rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", SCENARIOS, ids=lambda kw: ",".join(map(str, kw)) or "default")
+def test_oracle_agrees_exactly(kwargs: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"viewers": 1_500, "duration_s": 10, "pops": 8, "seed": 3, **kwargs}
+    assert_same(simulate_live(**args), simulate_live_simpy(**args))
+
+
+def test_the_agreement_is_not_vacuous() -> None:
+    fast = simulate_live(300, 5, pops=4, seed=1)
+    other = simulate_live_simpy(300, 5, pops=4, seed=2)
+    assert fast.counters() != other.counters()
+
+
+def test_oracle_refuses_bad_input_like_the_model() -> None:
+    with pytest.raises(ValueError, match="viewers must be at least 1"):
+        simulate_live_simpy(-1, 10)
+    with pytest.raises(ValueError, match="segment_s must be positive"):
+        simulate_live_simpy(10, 10, segment_s=0)
+
+
+scenarios = st.fixed_dictionaries({
+    "viewers": st.integers(1, 400),
+    "duration_s": st.sampled_from([1.0, 2.0, 4.0]),
+    "pops": st.integers(2, 6),
+    "origin_caches": st.integers(1, 3),
+    "coalescing": st.booleans(),
+    "push": st.booleans(),
+    "push_to": st.sampled_from(["all", "watched"]),
+    "pop_capacity_rps": st.none() | st.floats(5.0, 200.0),
+    "overflow": st.sampled_from(["spill", "refuse"]),
+    "ramp_s": st.sampled_from([0.0, 2.0]),
+    "seed": st.integers(0, 1_000),
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios)
+def test_oracle_agrees_on_random_scenarios(kwargs: dict[str, Any]) -> None:
+    assert_same(simulate_live(**kwargs), simulate_live_simpy(**kwargs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios.filter(lambda kw: kw["coalescing"]))
+def test_coalescing_sends_at_most_one_request_per_segment_per_origin_cache(
+    kwargs: dict[str, Any],
+) -> None:
+    result = simulate_live(**kwargs)
+    origin_caches = kwargs["origin_caches"]
+    assert result.origin_server_requests <= result.segments * origin_caches
+    # 1-s segments: every request for segment s reaches the origin in second s + 1
+    assert result.per_second["origin_server_requests"].max() <= origin_caches
+    assert result.origin_cache_requests <= result.segments * kwargs["pops"]

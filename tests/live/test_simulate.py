@@ -1,0 +1,185 @@
+"""simulate_live: the Facebook numbers, coalescing, push, PoP capacity, the result object."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chatdesign.live import POPULAR_STREAM_VIEWERS, LiveResult, simulate_live
+
+
+@pytest.fixture(scope="module")
+def popular() -> LiveResult:
+    return simulate_live(POPULAR_STREAM_VIEWERS, 60, seed=0)
+
+
+@pytest.fixture(scope="module")
+def uncoalesced() -> LiveResult:
+    return simulate_live(POPULAR_STREAM_VIEWERS, 60, seed=0, coalescing=False)
+
+
+def test_popular_stream_reproduces_facebooks_edge_hit_ratio(popular: LiveResult) -> None:
+    assert popular.requests == 66_000
+    assert popular.edge_hit_ratio > 0.98
+    assert popular.requests_past_edge_ratio == pytest.approx(0.018, abs=0.001)
+    assert popular.origin_server_requests == 60  # one per segment
+
+
+def test_past_edge_share_is_pops_with_viewers_over_viewers(popular: LiveResult) -> None:
+    active_pops = int((popular.pop_load["viewers_peak"] > 0).sum())
+    assert popular.origin_cache_requests == active_pops * popular.segments
+
+
+def test_without_coalescing_the_origin_sees_the_herd(popular: LiveResult,
+                                                      uncoalesced: LiveResult) -> None:
+    assert uncoalesced.origin_cache_requests > 5 * popular.origin_cache_requests
+    assert uncoalesced.origin_server_requests > popular.origin_server_requests
+    assert uncoalesced.edge_coalesced == 0
+    assert popular.edge_coalesced > 0
+    peak = uncoalesced.per_second["origin_cache_requests"].max()
+    assert peak > 5 * popular.per_second["origin_cache_requests"].max()
+
+
+def test_requests_are_conserved_in_every_view(popular: LiveResult) -> None:
+    assert popular.per_second["requests"].sum() == popular.requests
+    assert int(popular.pop_demand.to_numpy().sum()) == popular.requests
+    assert popular.pop_load["requests"].sum() == popular.requests
+    assert popular.latency.loc["all", "requests"] == popular.requests
+    assert popular.latency.loc["origin_server", "requests"] == popular.origin_server_requests
+    assert (popular.latency.loc["origin_cache", "requests"]
+            + popular.latency.loc["origin_server", "requests"]) == popular.origin_cache_requests
+
+
+def test_one_million_viewers_need_almost_nothing_past_the_edge() -> None:
+    result = simulate_live(200_000, 3, pops=20)
+    assert result.requests_past_edge_ratio < 0.0002
+    assert result.origin_server_requests == 3
+
+
+def test_latency_percentiles_are_ordered_and_an_edge_hit_is_fastest(popular: LiveResult) -> None:
+    row = popular.latency.loc["all"]
+    assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["p99.9_ms"]
+    assert popular.latency.loc["edge", "p50_ms"] < popular.latency.loc["origin_cache", "p50_ms"]
+    assert 10 < row["p50_ms"] < 100
+
+
+def test_push_to_all_removes_pulls_and_wastes_bytes_on_empty_pops() -> None:
+    pull = simulate_live(40, 20, pops=20, seed=2)
+    push = simulate_live(40, 20, pops=20, seed=2, push=True)
+    assert push.origin_cache_requests < pull.origin_cache_requests / 20  # beat the push
+    assert push.origin_server_requests == 0
+    assert push.pushes == 20 * 20
+    assert push.unwatched_pushes > 0
+    assert push.unwatched_push_bytes == push.unwatched_pushes * 125_000
+    assert push.first_request_latency_ms < pull.first_request_latency_ms
+    assert pull.pushes == 0 and pull.pushed_bytes == 0
+
+
+def test_push_to_watched_pops_pushes_less_and_wastes_nothing_in_steady_state() -> None:
+    push_all = simulate_live(40, 20, pops=20, seed=2, push=True)
+    watched = simulate_live(40, 20, pops=20, seed=2, push=True, push_to="watched")
+    assert watched.pushes < push_all.pushes
+    assert watched.unwatched_pushes == 0
+    assert watched.origin_cache_requests > 0  # the first segment is pulled
+
+
+def test_capacity_spills_to_the_neighbour_and_overloads_it() -> None:
+    result = simulate_live(2_000, 10, pops=5, pop_capacity_rps=300, seed=1)
+    load = result.pop_load
+    assert result.spilled > 0 and result.refused == 0
+    assert load["spilled_out"].sum() == load["spilled_in"].sum() == result.spilled
+    assert (load["served"] == load["requests"] - load["spilled_out"] + load["spilled_in"]).all()
+    assert load.loc[0, "peak_served_per_segment"] == 300
+    assert load["overloaded"].any()  # the neighbour takes the spill on top of its own viewers
+    assert result.edge_hits + result.origin_cache_requests == result.requests
+
+
+def test_capacity_can_refuse_instead() -> None:
+    result = simulate_live(2_000, 10, pops=5, pop_capacity_rps=300, seed=1, overflow="refuse")
+    assert result.spilled == 0
+    assert result.refused == int((result.pop_load["requests"]
+                                  - result.pop_load["served"]).sum())
+    assert (result.pop_load["peak_served_per_segment"] <= 300).all()
+    assert result.edge_hits + result.origin_cache_requests + result.refused == result.requests
+    assert result.per_second["refused"].sum() == result.refused
+
+
+def test_spilled_requests_are_slower() -> None:
+    free = simulate_live(2_000, 10, pops=5, seed=1)
+    limited = simulate_live(2_000, 10, pops=5, pop_capacity_rps=300, seed=1)
+    assert limited.latency.loc["all", "p90_ms"] > free.latency.loc["all", "p90_ms"]
+
+
+def test_flash_crowd_time_series_grows() -> None:
+    result = simulate_live(1_000, 20, pops=4, ramp_s=15.0)
+    per_second = result.per_second["requests"]
+    assert per_second.iloc[2] < per_second.iloc[10] < per_second.iloc[18]
+    assert list(result.pop_demand.columns) == [0, 1, 2, 3]
+    assert (result.pop_demand.sum(axis=1) == per_second).all()
+
+
+def test_longer_segments_mean_fewer_requests() -> None:
+    one = simulate_live(300, 12, segment_s=1.0, pops=4)
+    three = simulate_live(300, 12, segment_s=3.0, pops=4)
+    assert one.requests == 3 * three.requests
+
+
+def test_progress_is_reported_per_segment() -> None:
+    calls: list[tuple[int, int]] = []
+    simulate_live(10, 3, pops=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(ValueError, match="progress must be callable"):
+        simulate_live(10, 3, progress=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"viewers": -1}, "viewers must be at least 1"),
+        ({"segment_s": 0.0}, "segment_s must be positive"),
+        ({"duration_s": -3.0}, "duration_s must be positive"),
+        ({"pops": 0}, "pops must be at least 1"),
+        ({"pop_capacity_rps": -5.0}, "pop_capacity_rps must be positive"),
+    ],
+)
+def test_bad_inputs_are_refused(kwargs: dict[str, float], message: str) -> None:
+    args: dict[str, float] = {"viewers": 10, "duration_s": 5.0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        simulate_live(**args)  # type: ignore[arg-type]
+
+
+def test_result_reads_well(popular: LiveResult) -> None:
+    assert repr(popular) == (
+        "LiveResult(viewers=1.1 K, segments=60, requests=66 K, edge_hit_ratio=98.182%, "
+        "past_edge=1.818%, origin_server_requests=60)"
+    )
+    frame = popular.to_frame()
+    assert frame.loc["edge_hit_ratio", "text"] == "98.182%"
+    assert frame.loc["origin_server_requests_per_segment", "value"] == 1.0
+    assert isinstance(popular.per_second, pd.DataFrame)
+    assert popular.per_second.index.name == "second"
+    assert popular.counters()["requests"] == 66_000
+    assert popular.segments == 60
+    with pytest.raises(ValueError, match="read-only"):
+        popular.latency_histogram[0, 0] = 1
+
+
+def test_result_refuses_inconsistent_counters(popular: LiveResult) -> None:
+    fields = {name: getattr(popular, name) for name in popular.__dataclass_fields__}
+    with pytest.raises(ValueError, match="must equal requests"):
+        LiveResult(**{**fields, "edge_hits": popular.edge_hits - 1})
+    with pytest.raises(ValueError, match="refused must not be negative"):
+        LiveResult(**{**fields, "refused": -1})
+    with pytest.raises(ValueError, match="subset of edge hits"):
+        LiveResult(**{**fields, "edge_coalesced": popular.edge_hits + 1})
+    with pytest.raises(ValueError, match="origin-cache miss"):
+        LiveResult(**{**fields, "origin_server_requests": popular.origin_cache_requests + 1,
+                      "latency_histogram": np.zeros((3, 1))})
+
+
+def test_empty_layer_percentiles_are_nan() -> None:
+    result = simulate_live(50, 2, pops=2, push=True)
+    assert math.isnan(result.latency.loc["origin_server", "p50_ms"])
