@@ -50,7 +50,7 @@ class PresenceCostModel:
 
     users: int = 2_000
     mean_friends: float = 50.0
-    friends_tail_alpha: float = 1.5
+    friends_tail_alpha: float = 2.5
     max_friends: int = 5_000
     online_fraction: float = 0.1
     mean_session_s: float = 1_200.0
