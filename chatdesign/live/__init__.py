@@ -12,13 +12,18 @@ from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
     LatencyBudget,
     RtmpChunking,
+    check_glass_to_glass,
     latency_budget,
     requests_per_viewer_s,
     rtmp_chunking,
     segment_bytes,
     segment_length_table,
 )
-from chatdesign.live.simulate import POPULAR_STREAM_VIEWERS, simulate_live
+from chatdesign.live.simulate import (
+    POPULAR_STREAM_VIEWERS,
+    check_origin_cache_requests_per_segment,
+    simulate_live,
+)
 from chatdesign.live.topology import (
     ROLES,
     PathDelays,
@@ -42,6 +47,8 @@ __all__ = [
     "RtmpChunking",
     "SegmentArrivals",
     "build_topology",
+    "check_glass_to_glass",
+    "check_origin_cache_requests_per_segment",
     "draw_topology",
     "latency_budget",
     "path_delays",

@@ -43,12 +43,14 @@ Taught in ``notebooks/08_edge_cache.ipynb``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from chatdesign.exercises import CheckResult, check_within
 from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
@@ -416,3 +418,23 @@ def simulate_live(
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}")
     return run_vectorised(scenario, progress)
+
+
+def check_origin_cache_requests_per_segment(answer: float, viewers: int, pops: int = 20,
+                                            seed: int = 0) -> CheckResult:
+    """Self-check for notebook 08: with coalescing, how many requests per segment reach the
+    origin cache when ``viewers`` watch one stream through ``pops`` PoPs?
+
+    The expected value comes from one segment of :func:`simulate_live` (the PoPs that have
+    viewers). Passes within 5 %. An answer near ``viewers x 1.8 %`` is told that Facebook's
+    1.8 % is a fleet average, not a law of one stream.
+    """
+    result = simulate_live(viewers, 1.0, pops=pops, seed=seed)
+    expected = result.origin_cache_requests / result.segments
+    check = check_within("origin-cache requests per segment", answer, expected, rel_tol=0.05)
+    if not check.passed and viewers * 0.018 > 2 * expected and math.isclose(
+            answer, viewers * 0.018, rel_tol=0.2):
+        return CheckResult(check.name, False, f"{check.explanation}: 1.8 % of viewers is "
+                           "Facebook's average over many streams; with coalescing each PoP "
+                           "sends one request per segment, whatever its audience")
+    return check

@@ -111,3 +111,18 @@ def test_segment_length_table_compares_seed_facebook_and_hls() -> None:
         segment_length_table(())
     with pytest.raises(ValueError, match="viewers must be at least 0"):
         segment_length_table((1.0,), viewers=-1)
+
+
+def test_glass_to_glass_check_accepts_the_budget_and_names_the_slip() -> None:
+    from chatdesign.live import check_glass_to_glass
+
+    assert check_glass_to_glass(latency_budget(2.0, 2).total_s, 2.0, 2)
+    no_wait = check_glass_to_glass(latency_budget(2.0, 2).total_s - 2.0, 2.0, 2)
+    assert not no_wait
+    assert "segment to close" in no_wait.explanation
+    no_buffer = check_glass_to_glass(latency_budget(2.0, 2).total_s - 4.0, 2.0, 2)
+    assert "buffer" in no_buffer.explanation
+    far = check_glass_to_glass(100.0, 2.0, 2)
+    assert not far and "too high" in far.explanation and "left out" not in far.explanation
+    with pytest.raises(ValueError, match="must be finite"):
+        check_glass_to_glass(float("nan"), 2.0)

@@ -183,3 +183,17 @@ def test_result_refuses_inconsistent_counters(popular: LiveResult) -> None:
 def test_empty_layer_percentiles_are_nan() -> None:
     result = simulate_live(50, 2, pops=2, push=True)
     assert math.isnan(result.latency.loc["origin_server", "p50_ms"])
+
+
+def test_origin_cache_check_expects_one_request_per_pop() -> None:
+    from chatdesign.live import check_origin_cache_requests_per_segment
+
+    assert check_origin_cache_requests_per_segment(20, 100_000)
+    fleet_average = check_origin_cache_requests_per_segment(1_800, 100_000)
+    assert not fleet_average
+    assert "average over many streams" in fleet_average.explanation
+    low = check_origin_cache_requests_per_segment(1, 100_000)
+    assert not low and "too low" in low.explanation
+    assert "average" not in low.explanation
+    with pytest.raises(ValueError, match="viewers must be at least 1"):
+        check_origin_cache_requests_per_segment(20, 0)
