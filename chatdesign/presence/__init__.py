@@ -21,6 +21,7 @@ from chatdesign.presence.clock import ManualClock
 from chatdesign.presence.cost import (
     PresenceCostModel,
     PresenceCostResult,
+    PresenceCostSimulation,
     check_online_only_answer,
     draw_friend_counts,
     naive_push_rate,
@@ -66,6 +67,7 @@ __all__ = [
     "PresenceChange",
     "PresenceCostModel",
     "PresenceCostResult",
+    "PresenceCostSimulation",
     "PresenceError",
     "PresenceEvent",
     "PresencePolicy",

@@ -182,108 +182,152 @@ def draw_friend_counts(model: PresenceCostModel, rng: np.random.Generator) -> np
     return np.minimum(np.rint(raw), model.max_friends).astype(np.int64)
 
 
-def simulate_presence_cost(model: PresenceCostModel) -> PresenceCostResult:
-    """Run the vectorised simulation of ``model`` and return its pushes, bytes and staleness.
+class PresenceCostSimulation:
+    """The vectorised population of :class:`PresenceCostModel`, advanced one tick at a time.
 
-    Deterministic for a given model (all draws come from ``numpy.random.default_rng(seed)``).
+    Each :meth:`step` is one batching tick for every user at once: logins and logouts, the
+    friend changes reaching each viewer, windows armed, due batches sent, offline viewers
+    dropped. :meth:`result` summarises the ticks after the warm-up. Deterministic for a model
+    (every draw comes from ``numpy.random.default_rng(model.seed)``).
     """
-    if not isinstance(model, PresenceCostModel):
-        raise ValueError(f"model must be a PresenceCostModel, got {type(model).__name__}")
-    rng = np.random.default_rng(model.seed)
-    n = model.users
-    friends = draw_friend_counts(model, rng)
-    very_important = rng.binomial(friends, model.very_important_share)
-    others = friends - very_important
-    concentration = 2.0
-    share_online = np.clip(
-        rng.beta(
-            concentration * model.online_fraction,
-            concentration * (1 - model.online_fraction),
-            size=n,
-        ),
-        0.001,
-        0.999,
-    )
-    p_logout = min(1.0, model.tick_s / model.mean_session_s)
-    p_login = np.minimum(1.0, p_logout * share_online / (1 - share_online))
-    online = rng.random(n) < share_online
 
-    pending = np.zeros((2, n), dtype=np.int64)  # very important, others
-    arrival_sum = np.zeros((2, n))
-    first_arrival = np.full((2, n), np.inf)
-    due = np.full(n, np.inf)
-    delays = (model.very_important_delay_s, model.others_delay_s)
-    counts = {"changes": 0.0, "naive": 0.0, "online": 0.0, "pushes": 0.0, "carried": 0.0}
-    stale_sum, stale_n, stale_max = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
-    online_user_ticks = 0.0
-    warmup_ticks = math.ceil(model.warmup_s / model.tick_s)
+    def __init__(self, model: PresenceCostModel) -> None:
+        if not isinstance(model, PresenceCostModel):
+            raise ValueError(f"model must be a PresenceCostModel, got {type(model).__name__}")
+        self.model = model
+        self._rng = np.random.default_rng(model.seed)
+        n = model.users
+        self._friends = draw_friend_counts(model, self._rng)
+        self._very_important = self._rng.binomial(self._friends, model.very_important_share)
+        self._others = self._friends - self._very_important
+        concentration = 2.0
+        share_online = np.clip(
+            self._rng.beta(
+                concentration * model.online_fraction,
+                concentration * (1 - model.online_fraction),
+                size=n,
+            ),
+            0.001,
+            0.999,
+        )
+        self._p_logout = min(1.0, model.tick_s / model.mean_session_s)
+        self._p_login = np.minimum(1.0, self._p_logout * share_online / (1 - share_online))
+        self._online = self._rng.random(n) < share_online
+        self._pending = np.zeros((2, n), dtype=np.int64)  # very important, others
+        self._arrival_sum = np.zeros((2, n))
+        self._first_arrival = np.full((2, n), np.inf)
+        self._due = np.full(n, np.inf)
+        self._delays = (model.very_important_delay_s, model.others_delay_s)
+        self._warmup_ticks = math.ceil(model.warmup_s / model.tick_s)
+        self._tick = 0
+        self._counts = dict.fromkeys(("changes", "naive", "online", "pushes", "carried"), 0.0)
+        self._stale_sum, self._stale_n, self._stale_max = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]
+        self._online_user_ticks = 0.0
 
-    for tick in range(model.ticks):
-        now = tick * model.tick_s
-        measuring = tick >= warmup_ticks
-        flips = rng.random(n) < np.where(online, p_logout, p_login)
+    def __repr__(self) -> str:
+        return f"PresenceCostSimulation(users={self.model.users}, tick={self._tick})"
+
+    @property
+    def ticks_done(self) -> int:
+        """How many ticks have run so far."""
+        return self._tick
+
+    def step(self) -> int:
+        """Run one tick; returns how many batches were pushed in it."""
+        now = self._tick * self.model.tick_s
+        measuring = self._tick >= self._warmup_ticks
+        self._tick += 1
+        n = self.model.users
+        online, pending = self._online, self._pending
+        flips = self._rng.random(n) < np.where(online, self._p_logout, self._p_login)
         online ^= flips
         went_offline = flips & ~online
         pending[:, went_offline] = 0
-        arrival_sum[:, went_offline] = 0.0
-        first_arrival[:, went_offline] = np.inf
-        due[went_offline] = np.inf
+        self._arrival_sum[:, went_offline] = 0.0
+        self._first_arrival[:, went_offline] = np.inf
+        self._due[went_offline] = np.inf
         change_rate = np.count_nonzero(flips) / n
         arrivals = np.stack(
-            (rng.poisson(very_important * change_rate), rng.poisson(others * change_rate))
+            (
+                self._rng.poisson(self._very_important * change_rate),
+                self._rng.poisson(self._others * change_rate),
+            )
         )
         arrivals[:, ~online] = 0
         for tier in (0, 1):
             got = arrivals[tier] > 0
-            due[got] = np.minimum(due[got], now + delays[tier])
-            first_arrival[tier, got] = np.minimum(first_arrival[tier, got], now)
+            self._due[got] = np.minimum(self._due[got], now + self._delays[tier])
+            self._first_arrival[tier, got] = np.minimum(self._first_arrival[tier, got], now)
         pending += arrivals
-        arrival_sum += arrivals * now
-        deliver = np.flatnonzero(due <= now + 1e-9)
+        self._arrival_sum += arrivals * now
+        deliver = np.flatnonzero(self._due <= now + 1e-9)
         if measuring:
-            counts["changes"] += np.count_nonzero(flips)
-            counts["naive"] += friends[flips].sum()
-            counts["online"] += arrivals.sum()
-            counts["pushes"] += deliver.size
-            counts["carried"] += pending[:, deliver].sum()
-            online_user_ticks += np.count_nonzero(online)
-            for tier in (0, 1):
-                carried = pending[tier, deliver]
-                waited = carried * now - arrival_sum[tier, deliver]
-                stale_sum[tier] += waited.sum()
-                stale_n[tier] += carried.sum()
-                has = carried > 0
-                if has.any():
-                    oldest = now - first_arrival[tier, deliver][has].min()
-                    stale_max[tier] = max(stale_max[tier], oldest)
+            self._count(flips, arrivals, deliver, now)
         pending[:, deliver] = 0
-        arrival_sum[:, deliver] = 0.0
-        first_arrival[:, deliver] = np.inf
-        due[deliver] = np.inf
+        self._arrival_sum[:, deliver] = 0.0
+        self._first_arrival[:, deliver] = np.inf
+        self._due[deliver] = np.inf
+        return int(deliver.size)
 
-    seconds = (model.ticks - warmup_ticks) * model.tick_s
-    naive_rate = counts["naive"] / seconds
-    online_rate = counts["online"] / seconds
-    pushes_rate = counts["pushes"] / seconds
-    per_change = model.header_bytes + model.change_bytes
-    return PresenceCostResult(
-        model=model,
-        mean_friends=float(friends.mean()),
-        mean_online_users=online_user_ticks / (model.ticks - warmup_ticks),
-        changes_per_s=counts["changes"] / seconds,
-        naive_pushes_per_s=naive_rate,
-        online_only_pushes_per_s=online_rate,
-        batched_pushes_per_s=pushes_rate,
-        naive_bytes_per_s=naive_rate * per_change,
-        online_only_bytes_per_s=online_rate * per_change,
-        batched_bytes_per_s=(
-            pushes_rate * model.header_bytes + counts["carried"] / seconds * model.change_bytes
-        ),
-        very_important_mean_staleness_s=stale_sum[0] / stale_n[0] if stale_n[0] else 0.0,
-        very_important_max_staleness_s=stale_max[0],
-        others_mean_staleness_s=stale_sum[1] / stale_n[1] if stale_n[1] else 0.0,
-        others_max_staleness_s=stale_max[1],
-    )
+    def _count(self, flips: np.ndarray, arrivals: np.ndarray, deliver: np.ndarray, now: float) -> None:
+        counts = self._counts
+        counts["changes"] += np.count_nonzero(flips)
+        counts["naive"] += self._friends[flips].sum()
+        counts["online"] += arrivals.sum()
+        counts["pushes"] += deliver.size
+        counts["carried"] += self._pending[:, deliver].sum()
+        self._online_user_ticks += np.count_nonzero(self._online)
+        for tier in (0, 1):
+            carried = self._pending[tier, deliver]
+            self._stale_sum[tier] += (carried * now - self._arrival_sum[tier, deliver]).sum()
+            self._stale_n[tier] += carried.sum()
+            has = carried > 0
+            if has.any():
+                oldest = now - self._first_arrival[tier, deliver][has].min()
+                self._stale_max[tier] = max(self._stale_max[tier], oldest)
+
+    def result(self) -> PresenceCostResult:
+        """Pushes, bytes and staleness over the measured ticks (needs one tick past warm-up)."""
+        model = self.model
+        measured = self._tick - self._warmup_ticks
+        if measured <= 0:
+            raise ValueError(f"run past the {self._warmup_ticks} warm-up ticks before asking")
+        seconds = measured * model.tick_s
+        counts = self._counts
+        naive_rate = counts["naive"] / seconds
+        online_rate = counts["online"] / seconds
+        pushes_rate = counts["pushes"] / seconds
+        per_change = model.header_bytes + model.change_bytes
+        stale_sum, stale_n = self._stale_sum, self._stale_n
+        return PresenceCostResult(
+            model=model,
+            mean_friends=float(self._friends.mean()),
+            mean_online_users=self._online_user_ticks / measured,
+            changes_per_s=counts["changes"] / seconds,
+            naive_pushes_per_s=naive_rate,
+            online_only_pushes_per_s=online_rate,
+            batched_pushes_per_s=pushes_rate,
+            naive_bytes_per_s=naive_rate * per_change,
+            online_only_bytes_per_s=online_rate * per_change,
+            batched_bytes_per_s=(
+                pushes_rate * model.header_bytes + counts["carried"] / seconds * model.change_bytes
+            ),
+            very_important_mean_staleness_s=stale_sum[0] / stale_n[0] if stale_n[0] else 0.0,
+            very_important_max_staleness_s=self._stale_max[0],
+            others_mean_staleness_s=stale_sum[1] / stale_n[1] if stale_n[1] else 0.0,
+            others_max_staleness_s=self._stale_max[1],
+        )
+
+
+def simulate_presence_cost(model: PresenceCostModel) -> PresenceCostResult:
+    """Run ``model`` for ``model.ticks`` ticks and return its pushes, bytes and staleness.
+
+    Deterministic for a given model (all draws come from ``numpy.random.default_rng(seed)``).
+    """
+    simulation = PresenceCostSimulation(model)
+    for _ in range(model.ticks):
+        simulation.step()
+    return simulation.result()
 
 
 def naive_push_rate(users: float, mean_friends: float, changes_per_user_per_s: float) -> float:

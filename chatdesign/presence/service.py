@@ -285,7 +285,8 @@ class PresenceService:
         self._viewers = {user: tuple(sorted(v)) for user, v in viewers.items()}
         self._latest_s = -math.inf
         self._announced: dict[str, PresenceState] = {}
-        self._timer_at: dict[str, float] = {}
+        self._timer_at: dict[str, float] = {}  # the pending heap entry per user
+        self._flip_at: dict[str, float] = {}  # when the user's state could next change by itself
         self._timers: list[tuple[float, str]] = []
         self._pending: dict[str, dict[str, _Pending]] = {}
         self._viewer_due: dict[str, float] = {}
@@ -522,18 +523,32 @@ class PresenceService:
         return min(candidates, default=None)
 
     def _arm_timer(self, user_id: str, record: _Record, after: float) -> None:
+        """Remember ``user_id``'s next flip; schedule it unless an earlier timer is pending."""
         flip = self._next_flip(record, after)
-        current = self._timer_at.get(user_id)
-        if flip is None or (current is not None and current <= flip):
+        if flip is None:
+            self._flip_at.pop(user_id, None)
             return
-        self._timer_at[user_id] = flip
-        heapq.heappush(self._timers, (flip, user_id))
+        self._flip_at[user_id] = flip
+        current = self._timer_at.get(user_id)
+        if current is None or flip < current:
+            self._timer_at[user_id] = flip
+            heapq.heappush(self._timers, (flip, user_id))
 
     def _run_user_timers(self, user_id: str, now: float) -> None:
-        """Apply ``user_id``'s timers due by ``now``, each at its own time."""
+        """Apply ``user_id``'s timers due by ``now``, each at its own time.
+
+        A user who kept sending heartbeats has a later flip than the pending timer: the timer
+        moves there without reading the store, so steady heartbeats cost one heap push per
+        grace period, not a store read.
+        """
         record: _Record | None = None
         while (at := self._timer_at.get(user_id)) is not None and at <= now:
             del self._timer_at[user_id]
+            flip = self._flip_at.get(user_id)
+            if flip is not None and flip > at:
+                self._timer_at[user_id] = flip
+                heapq.heappush(self._timers, (flip, user_id))
+                continue
             record = record if record is not None else self._read(user_id)
             state, _ = self._state_at(record, at)
             old = self._announced.get(user_id, PresenceState.OFFLINE)

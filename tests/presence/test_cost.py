@@ -9,6 +9,7 @@ import pytest
 
 from chatdesign.presence import (
     PresenceCostModel,
+    PresenceCostSimulation,
     check_online_only_answer,
     draw_friend_counts,
     heartbeat_times,
@@ -53,8 +54,9 @@ def test_same_seed_same_answer_and_naive_grows_with_users() -> None:
     a = simulate_presence_cost(PresenceCostModel(users=500, duration_s=60, seed=1))
     b = simulate_presence_cost(PresenceCostModel(users=500, duration_s=60, seed=1))
     assert a == b
-    big = simulate_presence_cost(PresenceCostModel(users=4_000, duration_s=60, seed=1))
-    assert big.naive_pushes_per_s > 4 * a.naive_pushes_per_s
+    small = simulate_presence_cost(PresenceCostModel(users=2_000, duration_s=300, seed=1))
+    big = simulate_presence_cost(PresenceCostModel(users=20_000, duration_s=300, seed=1))
+    assert big.naive_pushes_per_s > 5 * small.naive_pushes_per_s
     assert "naive/batched" in repr(a)
 
 
@@ -127,3 +129,15 @@ def test_status_timeline_columns_and_errors() -> None:
         status_timeline([-1.0], until_s=10)
     with pytest.raises(ValueError, match="until_s"):
         status_timeline([1.0], until_s=math.nan)
+
+
+def test_simulation_steps_one_tick_at_a_time() -> None:
+    model = PresenceCostModel(users=1_000, warmup_s=10, duration_s=200, seed=3)
+    simulation = PresenceCostSimulation(model)
+    with pytest.raises(ValueError, match="warm-up ticks"):
+        simulation.result()
+    pushed = sum(simulation.step() for _ in range(model.ticks))
+    assert simulation.ticks_done == model.ticks == 210
+    assert repr(simulation) == "PresenceCostSimulation(users=1000, tick=210)"
+    assert simulation.result() == simulate_presence_cost(model)
+    assert pushed >= simulation.result().batched_pushes_per_s * model.duration_s
