@@ -28,7 +28,8 @@ def check_history_walk(
         if len(page) < 100:
             break
     answer = [int(s) for s in seqs]
-    repeats = sorted(s for s, count in Counter(answer).items() if count > 1)
+    counts = Counter(answer)
+    repeats = [s for s in dict.fromkeys(answer) if counts[s] > 1]
     if repeats:
         shown = ", ".join(map(str, repeats[:5]))
         return CheckResult(
