@@ -269,6 +269,33 @@ def path_delays(graph: nx.DiGraph[str]) -> PathDelays:
     )
 
 
+def _layered_positions(graph: nx.DiGraph[str]) -> dict[str, tuple[float, float]]:
+    """Layer on x; PoPs stacked on y in PoP order, each PoP's proxies fanned around it, origin
+    caches at the mean height of the PoPs they feed (so few lines cross)."""
+    pop_of = {n: d["pop"] for n, d in graph.nodes(data=True) if "pop" in d}
+    pops = sorted(set(pop_of.values()))
+    pop_y = {p: -2.0 * i for i, p in enumerate(pops)}
+    positions: dict[str, tuple[float, float]] = {}
+    for node, data in graph.nodes(data=True):
+        layer = float(data["layer"])
+        if data["role"] == "edge_proxy":
+            siblings = sorted(n for n in graph.nodes if graph.nodes[n]["role"] == "edge_proxy"
+                              and pop_of[n] == pop_of[node])
+            spread = np.linspace(-0.6, 0.6, len(siblings)) if len(siblings) > 1 else [0.0]
+            positions[node] = (layer, pop_y[pop_of[node]] + spread[siblings.index(node)])
+        elif node in pop_of:
+            positions[node] = (layer, pop_y[pop_of[node]])
+    for node, data in graph.nodes(data=True):
+        if data["role"] == "origin_cache":
+            fed = [positions[c][1] for c in graph.successors(node)]
+            positions[node] = (float(data["layer"]), float(np.mean(fed)) if fed else 0.0)
+    mean_y = float(np.mean([y for _, y in positions.values()])) if positions else 0.0
+    for node, data in graph.nodes(data=True):
+        if node not in positions:
+            positions[node] = (float(data["layer"]), mean_y)
+    return positions
+
+
 def draw_topology(graph: nx.DiGraph[str], ax: Axes | None = None) -> Axes:
     """Draw the graph in layers, players on the left and the origin server on the right.
 
@@ -282,7 +309,7 @@ def draw_topology(graph: nx.DiGraph[str], ax: Axes | None = None) -> Axes:
             raise ValueError(f"node {node!r} has no known role")
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
-    positions = nx.multipartite_layout(graph, subset_key="layer", align="vertical")
+    positions = _layered_positions(graph)
     for role in ROLES:
         nodes = [n for n, d in graph.nodes(data=True) if d["role"] == role]
         nx.draw_networkx_nodes(graph, positions, nodelist=nodes, node_color=_COLOURS[role],
@@ -293,7 +320,8 @@ def draw_topology(graph: nx.DiGraph[str], ax: Axes | None = None) -> Axes:
               for n, d in graph.nodes(data=True) if d["role"] == "edge_cache"}
     labels |= {n: n for n, d in graph.nodes(data=True)
                if d["role"] in ("origin_cache", "origin_server")}
-    nx.draw_networkx_labels(graph, positions, labels=labels, font_size=7, ax=ax,
+    label_positions = {n: (x, y + 0.28) for n, (x, y) in positions.items()}
+    nx.draw_networkx_labels(graph, label_positions, labels=labels, font_size=7, ax=ax,
                             verticalalignment="bottom")
     handles = [Line2D([], [], marker="o", linestyle="", color=_COLOURS[r],
                       label=r.replace("_", " ")) for r in ROLES]
