@@ -63,7 +63,7 @@ def check_cp_availability(answer: float, scenario: PartitionScenario) -> CheckRe
         if answer < expected
         else " A write on a replica of the minority side cannot reach a majority."
     )
-    return CheckResult(result.name, False, result.explanation + hint)
+    return CheckResult(result.name, False, f"{result.explanation}.{hint}")
 
 
 def check_keep_last_n(answer: float, messages_per_conversation: Mapping[str, int], n: int) -> CheckResult:
@@ -77,4 +77,4 @@ def check_keep_last_n(answer: float, messages_per_conversation: Mapping[str, int
         if answer > expected
         else " Each conversation keeps up to n of its newest messages."
     )
-    return CheckResult(result.name, False, result.explanation + hint)
+    return CheckResult(result.name, False, f"{result.explanation}.{hint}")
