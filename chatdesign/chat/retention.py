@@ -133,15 +133,18 @@ RETENTION_POLICY_TYPES = (KeepAll, KeepLastN, ClientOnly, ArchiveAfterDays, Dele
 
 @dataclass(frozen=True)
 class RetentionReport:
-    """What one :meth:`ChatServer.apply_retention` run did."""
+    """What one :meth:`ChatServer.apply_retention` run did. Every run also forgets the
+    idempotency keys older than the server's ``idempotency_window_s``."""
 
     policy: str
     conversations_touched: int
     deleted_messages: int
     archived_messages: int
+    expired_idempotency_keys: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("conversations_touched", "deleted_messages", "archived_messages"):
+        for name in ("conversations_touched", "deleted_messages", "archived_messages",
+                     "expired_idempotency_keys"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 

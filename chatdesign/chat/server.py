@@ -77,8 +77,12 @@ from chatdesign.chat.retention import (
     StorageStats,
 )
 from chatdesign.chat.store import ChatStore, SQLiteStore, Synchronous
+from chatdesign.units import SECONDS_PER_DAY
 
 Clock = Callable[[], float]
+
+DEFAULT_IDEMPOTENCY_WINDOW_S = 7 * SECONDS_PER_DAY
+"""How long a (sender, client_message_id) key is remembered: far longer than any retry."""
 
 
 class ManualClock:
@@ -174,6 +178,8 @@ class ChatServer:
     files under ``data_dir``: by default ``<path>.files/`` next to a database file, or, in
     memory, a temporary directory the server owns and removes on :meth:`close`.
     ``fanout`` receives committed messages (default: this server's :class:`LocalFanout`).
+    Idempotency keys are kept for ``idempotency_window_s`` (default 7 days): a retry within
+    that window is recognised; :meth:`apply_retention` forgets older keys.
     """
 
     def __init__(
@@ -187,6 +193,7 @@ class ChatServer:
         max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
         synchronous: Synchronous = "FULL",
         fanout: Fanout | None = None,
+        idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
     ) -> None:
         if clock is not None and not callable(clock):
             raise ValueError("clock must be a callable returning seconds")
@@ -194,6 +201,13 @@ class ChatServer:
                             ("max_attachment_bytes", max_attachment_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ValueError(f"{name} must be a whole number >= 2, got {value!r}")
+        if (isinstance(idempotency_window_s, bool)
+                or not isinstance(idempotency_window_s, int | float)
+                or not math.isfinite(idempotency_window_s) or idempotency_window_s <= 0):
+            raise ValueError(
+                f"idempotency_window_s must be a positive number of seconds, got {idempotency_window_s!r}"
+            )
+        self.idempotency_window_s = float(idempotency_window_s)
         self._clock: Clock = clock if clock is not None else time.time
         self.max_group_size = max_group_size
         self.max_attachment_bytes = max_attachment_bytes
@@ -601,6 +615,7 @@ class ChatServer:
         now = self.now()
         touched = deleted = archived = 0
         with self.store.transaction():
+            expired = self.store.expire_idempotency_keys(now - self.idempotency_window_s)
             for conversation_id, cut in self._retention_cuts(policy, now).items():
                 if cut <= 0:
                     continue
@@ -611,7 +626,7 @@ class ChatServer:
                     moved = self.store.delete_through(conversation_id, cut)
                     deleted += moved
                 touched += moved > 0
-        return RetentionReport(policy.describe(), touched, deleted, archived)
+        return RetentionReport(policy.describe(), touched, deleted, archived, expired)
 
     def _retention_cuts(self, policy: RetentionPolicy, now: float) -> dict[str, int]:
         if isinstance(policy, KeepAll):

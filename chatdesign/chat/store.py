@@ -83,6 +83,7 @@ class ChatStore(Protocol):
     def get_message(self, conversation_id: str, seq: int) -> Message | None: ...
     def messages(self, conversation_id: str, window: HistoryWindow) -> list[Message]: ...
     def last_message_id(self) -> int | None: ...
+    def expire_idempotency_keys(self, created_before: float) -> int: ...
     def latest_activity_time(self) -> float | None: ...
     def conversations_as_of(
         self, user_id: str, as_of: float, offset: int, limit: int
@@ -140,9 +141,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_by_id ON messages (message_id);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (conversation_id, created_at);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     sender_id TEXT NOT NULL, client_message_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
-    seq INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    seq INTEGER NOT NULL, fingerprint BLOB NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (sender_id, client_message_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_time ON idempotency_keys (created_at);
 CREATE TABLE IF NOT EXISTS receipts (
     conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, seen_seq INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, user_id)
@@ -389,8 +391,9 @@ class SQLiteStore:
              m.client_message_id, ",".join(m.attachments)),
         )
         self._connection.execute(
-            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
-            (m.sender_id, m.client_message_id, m.conversation_id, m.seq, fingerprint),
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?)",
+            (m.sender_id, m.client_message_id, m.conversation_id, m.seq,
+             bytes.fromhex(fingerprint), m.created_at),
         )
         if m.attachments:
             self._connection.executemany(
@@ -411,9 +414,9 @@ class SQLiteStore:
               m.client_message_id, ",".join(m.attachments)) for m in messages],
         )
         self._connection.executemany(
-            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
-            [(m.sender_id, m.client_message_id, m.conversation_id, m.seq, f)
-             for m, f in zip(messages, fingerprints, strict=True)],
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?)",
+            [(m.sender_id, m.client_message_id, m.conversation_id, m.seq, bytes.fromhex(f),
+              m.created_at) for m, f in zip(messages, fingerprints, strict=True)],
         )
         newest: dict[str, Message] = {}
         for m in messages:
@@ -435,7 +438,7 @@ class SQLiteStore:
         if row is None:
             return None
         return IdempotencyRecord(
-            sender_id, client_message_id, str(row[0]), int(row[1]), str(row[2])  # type: ignore[call-overload]
+            sender_id, client_message_id, str(row[0]), int(row[1]), bytes(row[2]).hex()  # type: ignore[call-overload]
         )
 
     def get_message(self, conversation_id: str, seq: int) -> Message | None:
@@ -754,6 +757,27 @@ class SQLiteStore:
             "DELETE FROM messages WHERE conversation_id = ? AND seq <= ?", (conversation_id, seq)
         )
         return len(rows)
+
+    def expire_idempotency_keys(self, created_before: float) -> int:
+        """Forget idempotency keys of messages sent before the time; returns how many."""
+        cursor = self._connection.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < ?", (created_before,)
+        )
+        return int(cursor.rowcount)
+
+    def table_bytes(self) -> dict[str, int]:
+        """Bytes of pages used by each table and index (``cold.`` prefixed for the archive),
+        largest first: where the hot store's space goes (SQLite's ``dbstat``)."""
+        sizes: dict[str, int] = {}
+        for schema in ("main", "cold"):
+            prefix = "" if schema == "main" else "cold."
+            for name, used in self._connection.execute(
+                "SELECT name, sum(pgsize - unused) FROM dbstat WHERE schema = ? "
+                "AND name NOT LIKE 'sqlite_%' GROUP BY name",
+                (schema,),
+            ):
+                sizes[prefix + str(name)] = int(used)
+        return dict(sorted(sizes.items(), key=lambda item: (-item[1], item[0])))
 
     def message_counts(self) -> tuple[int, int]:
         """(hot messages, cold messages)."""

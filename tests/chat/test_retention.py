@@ -84,15 +84,41 @@ def history(server: ChatServer, clock: ManualClock) -> dict[str, str]:
     return {"group": group, "direct": next(i.conversation_id for i in first if i.kind == "direct")}
 
 
-def test_keep_all_changes_nothing(server: ChatServer, history: dict[str, str], dump: Dump) -> None:
+def test_keep_all_keeps_every_message(server: ChatServer, history: dict[str, str]) -> None:
+    before = server.storage_stats()
+    report = server.apply_retention(KeepAll())
+    # Keys of messages older than the 7-day idempotency window are forgotten by every run.
+    assert report == RetentionReport("keep all", 0, 0, 0, expired_idempotency_keys=33)
+    assert server.storage_stats().hot_messages == before.hot_messages == 45
+
+
+def test_keep_all_within_the_window_changes_nothing(server: ChatServer, dump: Dump) -> None:
+    server.send_message("alice", "bob", "fresh", "k1")
     before = dump(server)
     assert server.apply_retention(KeepAll()) == RetentionReport("keep all", 0, 0, 0)
     assert dump(server) == before
 
 
+def test_expired_key_makes_a_late_retry_a_new_message(
+    server: ChatServer, clock: ManualClock
+) -> None:
+    first = server.send_message("alice", "bob", "hi", "k1")
+    clock.advance(server.idempotency_window_s - 1)
+    assert server.apply_retention(KeepAll()).expired_idempotency_keys == 0
+    assert server.send_message("alice", "bob", "hi", "k1") == first
+    clock.advance(2)
+    assert server.apply_retention(KeepAll()).expired_idempotency_keys == 1
+    assert server.send_message("alice", "bob", "hi", "k1").seq == 2
+
+
+def test_idempotency_window_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="idempotency_window_s"):
+        ChatServer(idempotency_window_s=0)
+
+
 def test_keep_last_n(server: ChatServer, history: dict[str, str]) -> None:
     report = server.apply_retention(KeepLastN(10))
-    assert report == RetentionReport("keep last 10", 1, 30, 0)
+    assert report == RetentionReport("keep last 10", 1, 30, 0, expired_idempotency_keys=33)
     kept = server.fetch_messages("bob", history["direct"], limit=100)
     assert [m.seq for m in kept] == list(range(40, 30, -1))
     assert server.apply_retention(KeepLastN(10)).deleted_messages == 0  # already applied
@@ -135,20 +161,24 @@ def test_archive_then_delete_removes_cold_too(server: ChatServer, history: dict[
 
 
 def test_retry_after_archive_returns_the_cold_original(
-    server: ChatServer, history: dict[str, str]
+    server: ChatServer, clock: ManualClock
 ) -> None:
-    server.apply_retention(ArchiveAfterDays(30))
-    original = server.send_message("alice", "bob", "day 0", "d0")
-    assert original.cold and original.seq == 1
+    sent = server.send_message("alice", "bob", "archived soon", "k1")
+    clock.advance(DAY_S)
+    server.apply_retention(ArchiveAfterDays(0.5))
+    retry = server.send_message("alice", "bob", "archived soon", "k1")
+    assert retry.cold and (retry.seq, retry.message_id) == (1, sent.message_id)
 
 
 def test_retry_after_delete_says_what_happened(
-    server: ChatServer, history: dict[str, str], dump: Dump
+    server: ChatServer, clock: ManualClock, dump: Dump
 ) -> None:
+    server.send_message("alice", "bob", "one", "k1")
+    server.send_message("alice", "bob", "two", "k2")
     server.apply_retention(KeepLastN(1))
     before = dump(server)
     with pytest.raises(NotFound, match="retention policy has since removed"):
-        server.send_message("alice", "bob", "day 0", "d0")
+        server.send_message("alice", "bob", "one", "k1")
     assert dump(server) == before
 
 

@@ -22,7 +22,7 @@ def _store_with_messages(store: SQLiteStore, count: int) -> None:
     messages = [Message(100 + i, "d:1", i, "alice", f"message {i} " * 5, float(i), f"k{i}")
                 for i in range(1, count + 1)]
     with store.transaction():
-        store.import_messages(messages, [f"f{i}" for i in range(count)])
+        store.import_messages(messages, [f"{i:064x}" for i in range(count)])
 
 
 def test_file_store_uses_wal_and_memory_does_not(tmp_path: Path) -> None:
