@@ -395,7 +395,7 @@ class PresenceService:
             _check_id(user_id, "user_id")
             if user_id not in friends:
                 raise NotAFriendError(f"{user_id!r} is not a friend of {viewer_id!r}")
-        return self._statuses_now(ids)
+        return self._statuses_at(ids, self._now())
 
     def importance(self, viewer_id: str, friend_id: str) -> float:
         """The score of ``friend_id`` for ``viewer_id`` now: base importance + interactions."""
@@ -414,7 +414,7 @@ class PresenceService:
         now = self._now()
         friends = self._friends.get(user_id, {})
         ranked = sorted((-self._score(user_id, f, now), f) for f in friends)[:limit]
-        statuses = self._statuses_now([friend for _, friend in ranked])
+        statuses = self._statuses_at([friend for _, friend in ranked], now)
         return InitialPull(
             user_id, statuses, tuple(-neg for neg, _ in ranked), len(friends) - len(ranked)
         )
@@ -478,8 +478,7 @@ class PresenceService:
     def _read(self, user_id: str) -> _Record:
         return _Record.decode(self._store.get(_key(user_id)))
 
-    def _statuses_now(self, user_ids: list[str]) -> tuple[PresenceStatus, ...]:
-        now = self._now()
+    def _statuses_at(self, user_ids: list[str], now: float) -> tuple[PresenceStatus, ...]:
         raw = self._store.get_many([_key(u) for u in user_ids])
         return tuple(
             self._status_from(user, _Record.decode(text), now)

@@ -9,8 +9,10 @@ import pytest
 
 from chatdesign.presence import (
     PresenceCostModel,
+    PresenceCostResult,
     PresenceCostSimulation,
     check_online_only_answer,
+    count_flaps,
     draw_friend_counts,
     heartbeat_times,
     naive_push_rate,
@@ -23,11 +25,11 @@ SMALL = PresenceCostModel(users=3_000, duration_s=300, seed=7)
 
 
 @pytest.fixture(scope="module")
-def small_result():  # type: ignore[no-untyped-def]
+def small_result() -> PresenceCostResult:
     return simulate_presence_cost(SMALL)
 
 
-def test_strategies_are_ordered_and_batching_saves_ten_times(small_result) -> None:  # type: ignore[no-untyped-def]
+def test_strategies_are_ordered_and_batching_saves_ten_times(small_result: PresenceCostResult) -> None:
     r = small_result
     assert r.batched_pushes_per_s < r.online_only_pushes_per_s < r.naive_pushes_per_s
     assert r.naive_to_batched_ratio >= 10
@@ -35,7 +37,7 @@ def test_strategies_are_ordered_and_batching_saves_ten_times(small_result) -> No
     assert list(r.to_frame().index) == ["naive", "online-only", "tiered + batched"]
 
 
-def test_simulation_agrees_with_the_formulas(small_result) -> None:  # type: ignore[no-untyped-def]
+def test_simulation_agrees_with_the_formulas(small_result: PresenceCostResult) -> None:
     r = small_result
     churn = SMALL.changes_per_user_per_s
     assert r.changes_per_s == pytest.approx(SMALL.users * churn, rel=0.15)
@@ -44,7 +46,7 @@ def test_simulation_agrees_with_the_formulas(small_result) -> None:  # type: ign
     assert r.online_only_pushes_per_s == pytest.approx(expected_online, rel=0.3)
 
 
-def test_staleness_stays_inside_each_tier_bound(small_result) -> None:  # type: ignore[no-untyped-def]
+def test_staleness_stays_inside_each_tier_bound(small_result: PresenceCostResult) -> None:
     frame = small_result.staleness_frame()
     assert (frame["max_staleness_s"] <= frame["max_delay_s"]).all()
     assert (frame["mean_staleness_s"] > 0).all()
@@ -85,6 +87,17 @@ def test_bad_models_are_refused(kwargs: dict[str, object], match: str) -> None:
         PresenceCostModel(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be a PresenceCostModel"):
         simulate_presence_cost({"users": 5})  # type: ignore[arg-type]
+
+
+def test_results_refuse_impossible_numbers(small_result: PresenceCostResult) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="naive_pushes_per_s must be a finite number ≥ 0"):
+        replace(small_result, naive_pushes_per_s=-1.0)
+    nothing_sent = replace(small_result, batched_pushes_per_s=0.0)
+    assert nothing_sent.naive_to_batched_ratio == math.inf
+    with pytest.raises(ValueError, match="mean_friends must be a finite number"):
+        PresenceCostModel(mean_friends=math.nan)
 
 
 def test_formulas() -> None:
@@ -129,6 +142,8 @@ def test_status_timeline_columns_and_errors() -> None:
         status_timeline([-1.0], until_s=10)
     with pytest.raises(ValueError, match="until_s"):
         status_timeline([1.0], until_s=math.nan)
+    with pytest.raises(ValueError, match="expected a frame from status_timeline"):
+        count_flaps(timeline.drop(columns="level"))
 
 
 def test_simulation_steps_one_tick_at_a_time() -> None:

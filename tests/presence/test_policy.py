@@ -75,3 +75,17 @@ def test_manual_clock_moves_forward_only() -> None:
         clock.advance(-1)
     with pytest.raises(ValueError, match="finite number of seconds"):
         ManualClock(math.inf)
+
+
+def test_policy_type_errors_are_readable() -> None:
+    with pytest.raises(ValueError, match="min_score must be a number"):
+        Tier("a", "high", 5.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="interaction_weight must be a number"):
+        PresencePolicy(interaction_weight=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="every tier must be a Tier"):
+        PresencePolicy(tiers=(("a", -math.inf, 5.0),))  # type: ignore[arg-type]
+    policy = PresencePolicy()
+    with pytest.raises(ValueError, match="messages must be a number"):
+        policy.interaction_boost("3", 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ago_s must be a number of seconds"):
+        policy.interaction_boost(3, None)  # type: ignore[arg-type]

@@ -391,3 +391,27 @@ def test_custom_tiers_apply(store_kit: StoreKit) -> None:
     service.heartbeat("alice", "phone")
     service.heartbeat("dave", "phone")  # score 2 → close, 1 s
     assert service.flush(at(store_kit, 1))["alice"][0].user_id == "dave"
+
+
+def test_batch_is_a_sequence_and_pull_checks_its_shape() -> None:
+    first, second = PresenceChange("bob", ON, 1.0), PresenceChange("carol", OFF, 2.0)
+    batch = PresenceBatch("alice", 3.0, (first, second))
+    assert len(batch) == 2
+    assert list(batch[0:1]) == [first]
+    assert second in batch
+    with pytest.raises(ValueError, match="status must be a PresenceState"):
+        PresenceStatus("bob", "online", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="same length"):
+        InitialPull("alice", (PresenceStatus("bob", OFF, None),), (), 0)
+    with pytest.raises(ValueError, match="remaining must be a count"):
+        InitialPull("alice", (), (), -1)
+
+
+def test_service_describes_itself(store_kit: StoreKit) -> None:
+    policy = PresencePolicy(away_after_s=60)
+    service = make(store_kit, policy)
+    assert service.policy is policy
+    service.heartbeat("alice", "phone")
+    service.heartbeat("bob", "phone")
+    assert repr(service).startswith("PresenceService(users=4, store=")
+    assert repr(service).endswith("pending_changes=1)")
