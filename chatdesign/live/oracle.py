@@ -5,7 +5,7 @@ player → edge cache → (origin cache → (origin server)) and back, and each 
 :class:`~chatdesign.live.cache.CoalescingCache` whose waiters are SimPy events. Pushes are
 processes that fill the caches when the segment arrives. It reads the same seeded arrivals as
 :func:`~chatdesign.live.simulate.simulate_live`, so the tests can demand identical counters and
-latency histograms; it is slow (about a hundred times slower per request), so use it on
+latency histograms; it is slow (over a thousand times slower per request on big runs), so use it on
 small scenarios.
 
 Taught in ``notebooks/08_edge_cache.ipynb``.
