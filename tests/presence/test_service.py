@@ -415,3 +415,22 @@ def test_service_describes_itself(store_kit: StoreKit) -> None:
     service.heartbeat("bob", "phone")
     assert repr(service).startswith("PresenceService(users=4, store=")
     assert repr(service).endswith("pending_changes=1)")
+
+
+def test_away_viewers_still_receive_batches(store_kit: StoreKit) -> None:
+    service = make(store_kit, PresencePolicy(away_after_s=10))
+    service.heartbeat("alice", "laptop", active=False)  # connected but idle: away
+    assert service.status("alice").status is AWAY
+    service.heartbeat("bob", "phone")
+    batch = service.flush(at(store_kit, 5))["alice"]
+    assert batch.changes == (PresenceChange("bob", ON, 1_000.0),)
+
+
+def test_refused_flush_keeps_what_is_pending(store_kit: StoreKit) -> None:
+    service = make(store_kit)
+    service.heartbeat("alice", "phone")
+    service.heartbeat("bob", "phone")
+    with pytest.raises(ClockWentBackwardsError):
+        service.flush(1.0)
+    assert service.pending_changes == 1
+    assert list(service.flush(at(store_kit, 5))) == ["alice"]
