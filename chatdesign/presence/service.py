@@ -349,7 +349,7 @@ class PresenceService:
         """Count ``messages`` exchanged between two friends now; returns their decayed total.
 
         Raises the presence errors for unknown users, a user talking to themselves, users who
-        are not friends either way, or a negative count.
+        are not friends either way, or a count of messages that is not positive.
         """
         self._check_user(user_a)
         self._check_user(user_b)
