@@ -195,13 +195,15 @@ class LiveResult:
 
     @property
     def edge_hit_ratio(self) -> float:
-        """Share of requests the edge cache answered (hits and coalesced waits)."""
-        return self.edge_hits / self.requests
+        """Share of requests the edge cache answered (hits and coalesced waits); 0 without
+        requests (a flash crowd that had not arrived yet)."""
+        return self.edge_hits / self.requests if self.requests else 0.0
 
     @property
     def requests_past_edge_ratio(self) -> float:
-        """Share of requests that went on to the origin cache (Facebook reported ~1.8 %)."""
-        return self.origin_cache_requests / self.requests
+        """Share of requests that went on to the origin cache (Facebook reported ~1.8 %); 0
+        without requests."""
+        return self.origin_cache_requests / self.requests if self.requests else 0.0
 
     @property
     def origin_server_requests_per_segment(self) -> float:

@@ -32,7 +32,7 @@ def assert_same(fast: LiveResult, oracle: LiveResult) -> None:
     assert fast.pop_demand.equals(oracle.pop_demand)
     assert fast.pop_load.equals(oracle.pop_load)
     assert fast.first_request_latency_ms == pytest.approx(oracle.first_request_latency_ms,
-                                                          rel=1e-12)
+                                                          rel=1e-12, nan_ok=True)
 
 
 @pytest.mark.parametrize("kwargs", SCENARIOS, ids=lambda kw: ",".join(map(str, kw)) or "default")
@@ -65,6 +65,9 @@ scenarios = st.fixed_dictionaries({
     "pop_capacity_rps": st.none() | st.floats(5.0, 200.0),
     "overflow": st.sampled_from(["spill", "refuse"]),
     "ramp_s": st.sampled_from([0.0, 2.0]),
+    "herd_window_s": st.sampled_from([0.0, 0.3, 0.5, 0.9]),
+    "jitter_s": st.sampled_from([0.0, 0.02]),
+    "zipf_exponent": st.sampled_from([0.0, 1.0, 2.0]),
     "seed": st.integers(0, 1_000),
 })
 
@@ -83,6 +86,6 @@ def test_coalescing_sends_at_most_one_request_per_segment_per_origin_cache(
     result = simulate_live(**kwargs)
     origin_caches = kwargs["origin_caches"]
     assert result.origin_server_requests <= result.segments * origin_caches
-    # 1-s segments: every request for segment s reaches the origin in second s + 1
-    assert result.per_second["origin_server_requests"].max() <= origin_caches
+    if kwargs["herd_window_s"] <= 0.5:  # then every fetch of segment s starts in second s + 1
+        assert result.per_second["origin_server_requests"].max() <= origin_caches
     assert result.origin_cache_requests <= result.segments * kwargs["pops"]
