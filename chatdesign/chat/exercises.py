@@ -67,14 +67,16 @@ def check_cp_availability(answer: float, scenario: PartitionScenario) -> CheckRe
 
 
 def check_keep_last_n(answer: float, messages_per_conversation: Mapping[str, int], n: int) -> CheckResult:
-    """Notebook 04: how many messages does ``KeepLastN(n)`` leave on the server?"""
+    """Notebook 04: how many messages does ``KeepLastN(n)`` leave on the server? The answer
+    must be exact (it is a count)."""
+    name = "messages kept"
+    if isinstance(answer, bool) or not isinstance(answer, int | float):
+        return CheckResult(name, False, f"the answer must be a number, got {answer!r}")
     expected = sum(min(count, n) for count in messages_per_conversation.values())
-    result = check_within("messages kept", answer, expected, rel_tol=0.001)
-    if result.passed or not isinstance(answer, int | float):
-        return result
-    hint = (
-        " Conversations with fewer than n messages keep all of them, not n."
-        if answer > expected
-        else " Each conversation keeps up to n of its newest messages."
-    )
-    return CheckResult(result.name, False, f"{result.explanation}.{hint}")
+    if answer == expected:
+        return CheckResult(name, True, f"{expected:,} messages: each conversation keeps min(its count, {n})")
+    if answer > expected:
+        hint = "conversations with fewer than n messages keep all of them, not n"
+        return CheckResult(name, False, f"{answer:,.0f} is {answer - expected:,.0f} too many: {hint}")
+    hint = "each conversation keeps up to n of its newest messages"
+    return CheckResult(name, False, f"{answer:,.0f} is {expected - answer:,.0f} too few: {hint}")

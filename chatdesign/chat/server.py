@@ -646,6 +646,11 @@ class ChatServer:
                 )
         return cuts
 
+    def compact(self) -> None:
+        """Rewrite the hot and cold databases without the space deleted messages left (run it
+        after a retention policy that deleted much; it takes the write lock while it runs)."""
+        self.store.compact()
+
     def storage_stats(self) -> StorageStats:
         """Measured sizes: hot and cold databases (pages in use) and attachment files."""
         hot_messages, cold_messages = self.store.message_counts()

@@ -109,6 +109,7 @@ class ChatStore(Protocol):
     def delete_through(self, conversation_id: str, seq: int) -> int: ...
     def archive_through(self, conversation_id: str, seq: int) -> int: ...
     def message_counts(self) -> tuple[int, int]: ...
+    def compact(self) -> None: ...
     def size_bytes(self) -> tuple[int, int]: ...
 
 
@@ -778,6 +779,12 @@ class SQLiteStore:
             ):
                 sizes[prefix + str(name)] = int(used)
         return dict(sorted(sizes.items(), key=lambda item: (-item[1], item[0])))
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back (``VACUUM`` both databases): SQLite reuses
+        freed pages but does not shrink its files on its own."""
+        for schema in ("main", "cold"):
+            self._connection.execute(f"VACUUM {schema}")
 
     def message_counts(self) -> tuple[int, int]:
         """(hot messages, cold messages)."""

@@ -34,5 +34,7 @@ def test_keep_last_n() -> None:
     counts = {"a": 50, "b": 5, "c": 20}
     assert check_keep_last_n(45, counts, 20).passed
     wrong = check_keep_last_n(60, counts, 20)
-    assert not wrong.passed and "fewer than n" in wrong.explanation
+    assert not wrong.passed and "15 too many" in wrong.explanation
+    assert "fewer than n" in wrong.explanation
     assert "up to n" in check_keep_last_n(10, counts, 20).explanation
+    assert not check_keep_last_n("45", counts, 20).passed  # type: ignore[arg-type]

@@ -153,6 +153,17 @@ def test_archive_after_days_keeps_history_readable(
     assert stats.cold_bytes > 0
 
 
+def test_compact_gives_deleted_space_back(server: ChatServer, history: dict[str, str]) -> None:
+    for i in range(300):
+        server.send_message("bob", "alice", "padding " * 20, f"pad{i}")
+    server.apply_retention(KeepLastN(5))
+    before = server.storage_stats()
+    server.compact()
+    after = server.storage_stats()
+    assert after.hot_messages == before.hot_messages
+    assert after.hot_bytes < before.hot_bytes
+
+
 def test_archive_then_delete_removes_cold_too(server: ChatServer, history: dict[str, str]) -> None:
     server.apply_retention(ArchiveAfterDays(30))
     report = server.apply_retention(DeleteAfterDays(35))
