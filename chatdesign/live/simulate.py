@@ -157,6 +157,18 @@ def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> No
     tally.pop_demand[second] += counts - below_before
 
 
+def _late_arrivals(arrive_s: np.ndarray, capacity: int) -> np.ndarray:
+    """Indices of the arrivals after the first ``capacity`` (earliest first; equal times in
+    index order), found with a partial sort."""
+    if capacity == 0:
+        return np.arange(len(arrive_s))
+    cutoff = np.partition(arrive_s, capacity - 1)[capacity - 1]
+    admitted = arrive_s < cutoff
+    ties = np.flatnonzero(arrive_s == cutoff)
+    admitted[ties[: capacity - int(admitted.sum())]] = True
+    return np.flatnonzero(~admitted)
+
+
 class _Segment:
     """One segment's requests after admission: arrival times grouped by the PoP serving them."""
 
@@ -173,33 +185,40 @@ class _Segment:
             tally.add_segment_load(own_counts, own_counts)
             return
         starts = _group_starts(own_counts)
-        over_parts = []
-        for p in np.flatnonzero(own_counts > capacity):
-            begin = int(starts[p])
-            order = np.argsort(arrive[begin : begin + own_counts[p]], kind="stable")
-            over_parts.append(begin + order[capacity:])
-        over = np.concatenate(over_parts)
-        keep = np.ones(len(arrive), dtype=bool)
-        keep[over] = False
+        over = np.concatenate([
+            int(starts[p]) + _late_arrivals(arrive[starts[p]:starts[p] + own_counts[p]], capacity)
+            for p in np.flatnonzero(own_counts > capacity)
+        ])
         over_pop = pop[over]
         over_counts = np.bincount(over_pop, minlength=pops)
+        kept_counts = own_counts - over_counts
+        kept_arrive = np.delete(arrive, over)
         if scenario.overflow == "refuse":
             tally.add_seconds("refused", arrive[over])
             tally.pop["refused"] += over_counts
-            self.arrive_s, self.pop = arrive[keep], pop[keep]
-            self.base_s = None
+            self.arrive_s, self.counts = kept_arrive, kept_counts
+            self.pop = np.repeat(np.arange(pops), kept_counts)
         else:
             tally.add_seconds("spilled", arrive[over])
             tally.pop["spilled_out"] += over_counts
             target = paths.neighbour_pop[over_pop]
-            tally.pop["spilled_in"] += np.bincount(target, minlength=pops)
-            arrive_all = np.concatenate([arrive[keep], arrive[over] + paths.neighbour_s[over_pop]])
-            pop_all = np.concatenate([pop[keep], target])
-            base_all = np.concatenate([paths.player_edge_rtt_s[pop[keep]],
-                                       paths.spill_rtt_s[over_pop]])
-            order = np.argsort(pop_all, kind="stable")
-            self.arrive_s, self.pop, self.base_s = arrive_all[order], pop_all[order], base_all[order]
-        self.counts = np.bincount(self.pop, minlength=pops)
+            by_target = np.argsort(target, kind="stable")
+            spill_arrive = (arrive[over] + paths.neighbour_s[over_pop])[by_target]
+            spill_base = paths.spill_rtt_s[over_pop][by_target]
+            spill_counts = np.bincount(target, minlength=pops)
+            tally.pop["spilled_in"] += spill_counts
+            # each PoP's group: its own admitted requests, then those spilled to it
+            kept_starts, spill_starts = _group_starts(kept_counts), _group_starts(spill_counts)
+            arrive_parts, base_parts = [], []
+            for p in range(pops):
+                kept = slice(kept_starts[p], kept_starts[p] + kept_counts[p])
+                spilled = slice(spill_starts[p], spill_starts[p] + spill_counts[p])
+                arrive_parts += [kept_arrive[kept], spill_arrive[spilled]]
+                base_parts += [np.full(kept_counts[p], paths.player_edge_rtt_s[p]),
+                               spill_base[spilled]]
+            self.counts = kept_counts + spill_counts
+            self.arrive_s, self.base_s = np.concatenate(arrive_parts), np.concatenate(base_parts)
+            self.pop = np.repeat(np.arange(pops), self.counts)
         tally.add_segment_load(own_counts, self.counts)
 
     def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
