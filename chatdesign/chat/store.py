@@ -15,8 +15,11 @@ what, which seq comes next, which messages a policy removes) is decided in
 - The cold store (archive) is a second database, attached as ``cold``: the file
   ``<path>.cold`` (or a second in-memory database). Archived messages are packed into
   zlib-compressed buckets of up to :data:`COLD_BUCKET_MESSAGES` consecutive messages of one
-  conversation (Discord buckets by channel and time in the same spirit); a small uncompressed
-  index ``(conversation_id, seq) -> bucket`` keeps reads by cursor cheap.
+  conversation (Discord buckets by channel and time in the same spirit). The only index is one
+  row per bucket: ``(conversation_id, first_seq..last_seq, created_from..created_to)``, so the
+  archive costs little more than its compressed text. Reading a cold message decompresses its
+  bucket. Ranking conversations as of a past time uses bucket boundaries inside the archive:
+  a pin older than the archive threshold may rank a conversation by its previous bucket's end.
 
 Taught in ``notebooks/04_storage.ipynb``.
 """
@@ -173,12 +176,10 @@ CREATE TABLE IF NOT EXISTS id_floor (
 );
 CREATE TABLE IF NOT EXISTS cold.cold_buckets (
     bucket_id INTEGER PRIMARY KEY, conversation_id TEXT NOT NULL,
-    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, payload BLOB NOT NULL
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    created_from REAL NOT NULL, created_to REAL NOT NULL, payload BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS cold.cold_index (
-    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, created_at REAL NOT NULL,
-    bucket_id INTEGER NOT NULL, PRIMARY KEY (conversation_id, seq)
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cold.cold_buckets_by_seq ON cold_buckets (conversation_id, last_seq);
 """
 
 _MESSAGE_COLUMNS: Final = (
@@ -200,6 +201,26 @@ def _message(row: tuple[object, ...], cold: bool = False) -> Message:
         attachments=tuple(str(files).split(",")) if files else (),
         cold=cold,
     )
+
+
+def _pack_bucket(rows: Sequence[tuple[object, ...]]) -> bytes:
+    """Rows as selected with ``_MESSAGE_COLUMNS``, minus the conversation id, zlib-compressed."""
+    items = [[r[0], *r[2:]] for r in rows]
+    return zlib.compress(json.dumps(items, ensure_ascii=False).encode("utf-8"), 9)
+
+
+def _unpack_bucket(conversation_id: str, payload: object) -> list[Message]:
+    assert isinstance(payload, bytes)
+    return [
+        _message((item[0], conversation_id, *item[1:]), cold=True)
+        for item in json.loads(zlib.decompress(payload))
+    ]
+
+
+def _row(message: Message) -> tuple[object, ...]:
+    m = message
+    return (m.message_id, m.conversation_id, m.seq, m.sender_id, m.content, m.created_at,
+            m.client_message_id, ",".join(m.attachments))
 
 
 class SQLiteStore:
@@ -388,8 +409,7 @@ class SQLiteStore:
         m = message
         self._connection.execute(
             f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.message_id, m.conversation_id, m.seq, m.sender_id, m.content, m.created_at,
-             m.client_message_id, ",".join(m.attachments)),
+            _row(m),
         )
         self._connection.execute(
             "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?)",
@@ -411,8 +431,7 @@ class SQLiteStore:
             raise ValueError("one fingerprint per message")
         self._connection.executemany(
             f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(m.message_id, m.conversation_id, m.seq, m.sender_id, m.content, m.created_at,
-              m.client_message_id, ",".join(m.attachments)) for m in messages],
+            [_row(m) for m in messages],
         )
         self._connection.executemany(
             "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?)",
@@ -450,8 +469,14 @@ class SQLiteStore:
         )
         if row is not None:
             return _message(row)
-        cold = self._cold_messages(conversation_id, [seq])
-        return cold[0] if cold else None
+        bucket = self._one(
+            "SELECT payload FROM cold.cold_buckets WHERE conversation_id = ? AND first_seq <= ? "
+            "AND last_seq >= ?",
+            (conversation_id, seq, seq),
+        )
+        if bucket is None:
+            return None
+        return next(m for m in _unpack_bucket(conversation_id, bucket[0]) if m.seq == seq)
 
     def messages(self, conversation_id: str, window: HistoryWindow) -> list[Message]:
         """Up to ``window.limit`` messages strictly inside the window, hot and cold merged,
@@ -465,46 +490,28 @@ class SQLiteStore:
             params,
         ).fetchall()
         found = [_message(r) for r in rows]
-        # The cold store holds each conversation's oldest messages: look there too (an index
-        # probe, usually empty) and merge; a hot copy wins if an interrupted archive left both.
-        cold_seqs = [
-            int(r[0])
-            for r in self._connection.execute(
-                "SELECT seq FROM cold.cold_index WHERE conversation_id = ? AND seq > ? "
-                f"AND seq < ? ORDER BY seq {order} LIMIT ?",
-                params,
-            )
-        ]
-        if cold_seqs:
-            hot_seqs = {m.seq for m in found}
-            found += [
-                m for m in self._cold_messages(conversation_id, cold_seqs) if m.seq not in hot_seqs
+        # The cold store holds each conversation's oldest messages: look there too (one probe
+        # of the bucket index, usually empty) and merge; a hot copy wins if an interrupted
+        # archive left both.
+        buckets = self._connection.execute(
+            "SELECT payload FROM cold.cold_buckets WHERE conversation_id = ? AND last_seq > ? "
+            f"AND first_seq < ? ORDER BY first_seq {order}",
+            params[:3],
+        )
+        hot_seqs = {m.seq for m in found}
+        cold: list[Message] = []
+        for (payload,) in buckets:
+            inside = [
+                m for m in _unpack_bucket(conversation_id, payload)
+                if window.after_seq < m.seq < upper and m.seq not in hot_seqs
             ]
+            cold += reversed(inside) if window.newest_first else inside
+            if len(cold) >= window.limit:
+                break
+        if cold:
+            found += cold
             found.sort(key=lambda m: m.seq, reverse=window.newest_first)
         return found[: window.limit]
-
-    def _cold_messages(self, conversation_id: str, seqs: Sequence[int]) -> list[Message]:
-        if not seqs:
-            return []
-        wanted = set(seqs)
-        marks = ",".join("?" * len(wanted))
-        bucket_ids = [
-            int(r[0])
-            for r in self._connection.execute(
-                f"SELECT DISTINCT bucket_id FROM cold.cold_index WHERE conversation_id = ? "
-                f"AND seq IN ({marks})",
-                (conversation_id, *sorted(wanted)),
-            )
-        ]
-        found: list[Message] = []
-        for bucket_id in bucket_ids:
-            row = self._one("SELECT payload FROM cold.cold_buckets WHERE bucket_id = ?", (bucket_id,))
-            assert row is not None
-            for item in json.loads(zlib.decompress(row[0])):  # type: ignore[arg-type]
-                if item[2] in wanted:
-                    found.append(_message(tuple(item), cold=True))
-        found.sort(key=lambda m: m.seq)
-        return found
 
     def last_message_id(self) -> int | None:
         """The largest message id ever stored here (hot, or remembered when retention removed
@@ -554,9 +561,9 @@ class SQLiteStore:
                            (SELECT max(x.seq) FROM messages x
                             WHERE x.conversation_id = mine.conversation_id
                               AND x.created_at <= :t),
-                           (SELECT max(y.seq) FROM cold.cold_index y
+                           (SELECT max(y.last_seq) FROM cold.cold_buckets y
                             WHERE y.conversation_id = mine.conversation_id
-                              AND y.created_at <= :t),
+                              AND y.created_to <= :t),
                            CASE WHEN deleted_through_at <= :t THEN deleted_through_seq END,
                            0) END AS seq_t
                 FROM mine
@@ -567,8 +574,9 @@ class SQLiteStore:
                         ELSE coalesce(
                            (SELECT x.created_at FROM messages x
                             WHERE x.conversation_id = at_t.conversation_id AND x.seq = seq_t),
-                           (SELECT y.created_at FROM cold.cold_index y
-                            WHERE y.conversation_id = at_t.conversation_id AND y.seq = seq_t),
+                           (SELECT y.created_to FROM cold.cold_buckets y
+                            WHERE y.conversation_id = at_t.conversation_id
+                              AND y.last_seq = seq_t),
                            CASE WHEN seq_t = deleted_through_seq THEN deleted_through_at END,
                            created_at) END AS updated_t
             FROM at_t
@@ -695,14 +703,26 @@ class SQLiteStore:
 
     def last_seq_before(self, created_before: float) -> dict[str, int]:
         """Per conversation, the last message (hot or cold) created strictly before the time."""
+        cuts: dict[str, int] = {}
         rows = self._connection.execute(
-            "SELECT conversation_id, max(seq) FROM ("
-            "SELECT conversation_id, seq FROM messages WHERE created_at < :t UNION ALL "
-            "SELECT conversation_id, seq FROM cold.cold_index WHERE created_at < :t) "
-            "GROUP BY conversation_id ORDER BY conversation_id",
+            "SELECT conversation_id, max(seq) FROM messages WHERE created_at < :t "
+            "GROUP BY conversation_id UNION ALL "
+            "SELECT conversation_id, max(last_seq) FROM cold.cold_buckets WHERE created_to < :t "
+            "GROUP BY conversation_id",
             {"t": created_before},
         ).fetchall()
-        return {str(cid): int(seq) for cid, seq in rows}
+        for cid, seq in rows:
+            cuts[str(cid)] = max(cuts.get(str(cid), 0), int(seq))
+        straddling = self._connection.execute(
+            "SELECT conversation_id, payload FROM cold.cold_buckets "
+            "WHERE created_from < :t AND created_to >= :t",
+            {"t": created_before},
+        ).fetchall()
+        for cid, payload in straddling:
+            older = [m.seq for m in _unpack_bucket(str(cid), payload) if m.created_at < created_before]
+            if older:
+                cuts[str(cid)] = max(cuts.get(str(cid), 0), max(older))
+        return dict(sorted(cuts.items()))
 
     def delete_through(self, conversation_id: str, seq: int) -> int:
         """Delete hot and cold messages with ``seq <= seq``; returns how many went. The
@@ -713,14 +733,7 @@ class SQLiteStore:
         hot = self._connection.execute(
             "DELETE FROM messages WHERE conversation_id = ? AND seq <= ?", (conversation_id, seq)
         ).rowcount
-        cold = self._connection.execute(
-            "DELETE FROM cold.cold_index WHERE conversation_id = ? AND seq <= ?",
-            (conversation_id, seq),
-        ).rowcount
-        self._connection.execute(
-            "DELETE FROM cold.cold_buckets WHERE conversation_id = ? AND last_seq <= ?",
-            (conversation_id, seq),
-        )
+        cold = self._delete_cold_through(conversation_id, seq)
         self._connection.execute(
             "DELETE FROM message_attachments WHERE conversation_id = ? AND seq <= ?",
             (conversation_id, seq),
@@ -733,6 +746,36 @@ class SQLiteStore:
             )
         return int(hot) + int(cold)
 
+    def _delete_cold_through(self, conversation_id: str, seq: int) -> int:
+        whole = self._one(
+            "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM cold.cold_buckets "
+            "WHERE conversation_id = ? AND last_seq <= ?",
+            (conversation_id, seq),
+        )
+        assert whole is not None
+        deleted: int = int(whole[0])  # type: ignore[call-overload]
+        self._connection.execute(
+            "DELETE FROM cold.cold_buckets WHERE conversation_id = ? AND last_seq <= ?",
+            (conversation_id, seq),
+        )
+        partial = self._one(
+            "SELECT bucket_id, payload FROM cold.cold_buckets WHERE conversation_id = ? "
+            "AND first_seq <= ? AND last_seq > ?",
+            (conversation_id, seq, seq),
+        )
+        if partial is not None:  # rewrite the one bucket that straddles the cut
+            bucket_id, payload = partial
+            messages = _unpack_bucket(conversation_id, payload)
+            kept = [m for m in messages if m.seq > seq]
+            self._connection.execute(
+                "UPDATE cold.cold_buckets SET first_seq = ?, created_from = ?, payload = ? "
+                "WHERE bucket_id = ?",
+                (kept[0].seq, kept[0].created_at, _pack_bucket([_row(m) for m in kept]),
+                 bucket_id),
+            )
+            deleted += len(messages) - len(kept)
+        return deleted
+
     def archive_through(self, conversation_id: str, seq: int) -> int:
         """Move hot messages with ``seq <= seq`` into compressed cold buckets; returns how many
         moved. Idempotent: messages already cold are not hot any more."""
@@ -744,15 +787,11 @@ class SQLiteStore:
         self._remember_largest_id()
         for start in range(0, len(rows), COLD_BUCKET_MESSAGES):
             chunk = rows[start : start + COLD_BUCKET_MESSAGES]
-            payload = zlib.compress(json.dumps(chunk, ensure_ascii=False).encode("utf-8"), 9)
-            cursor = self._connection.execute(
-                "INSERT INTO cold.cold_buckets (conversation_id, first_seq, last_seq, payload) "
-                "VALUES (?, ?, ?, ?)",
-                (conversation_id, chunk[0][2], chunk[-1][2], payload),
-            )
-            self._connection.executemany(
-                "INSERT OR REPLACE INTO cold.cold_index VALUES (?, ?, ?, ?)",
-                [(conversation_id, r[2], r[5], cursor.lastrowid) for r in chunk],
+            self._connection.execute(
+                "INSERT INTO cold.cold_buckets (conversation_id, first_seq, last_seq, "
+                "created_from, created_to, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, chunk[0][2], chunk[-1][2], chunk[0][5], chunk[-1][5],
+                 _pack_bucket(chunk)),
             )
         self._connection.execute(
             "DELETE FROM messages WHERE conversation_id = ? AND seq <= ?", (conversation_id, seq)
@@ -789,7 +828,9 @@ class SQLiteStore:
     def message_counts(self) -> tuple[int, int]:
         """(hot messages, cold messages)."""
         hot = self._one("SELECT count(*) FROM messages")
-        cold = self._one("SELECT count(*) FROM cold.cold_index")
+        cold = self._one(
+            "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM cold.cold_buckets"
+        )
         assert hot is not None and cold is not None
         return int(hot[0]), int(cold[0])  # type: ignore[call-overload]
 

@@ -96,3 +96,44 @@ def test_delete_remembers_largest_id_and_last_time() -> None:
 def test_store_refuses_a_bad_synchronous_setting() -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStore(synchronous="ALWAYS")  # type: ignore[arg-type]
+
+
+def test_cold_reads_cross_bucket_boundaries_both_ways() -> None:
+    store = SQLiteStore()
+    count = 2 * COLD_BUCKET_MESSAGES + 20
+    _store_with_messages(store, count)
+    with store.transaction():
+        store.archive_through("d:1", count - 10)  # three buckets, ten hot messages
+    middle = COLD_BUCKET_MESSAGES + 3
+    back = store.messages("d:1", history_window(middle, None, 10))
+    assert [m.seq for m in back] == list(range(middle - 1, middle - 11, -1))
+    forward = store.messages("d:1", history_window(None, middle - 8, 10))
+    assert [m.seq for m in forward] == list(range(middle - 7, middle + 3))
+    across = store.messages("d:1", history_window(None, count - 15, 10))
+    assert [(m.seq, m.cold) for m in across][:6] == [(s, True) for s in range(count - 14, count - 9)] + [
+        (count - 9, False)]
+
+
+def test_delete_through_the_middle_of_a_cold_bucket() -> None:
+    store = SQLiteStore()
+    count = COLD_BUCKET_MESSAGES + 20
+    _store_with_messages(store, count)
+    with store.transaction():
+        store.archive_through("d:1", count - 5)
+        assert store.delete_through("d:1", 100) == 100
+    assert store.message_counts() == (5, count - 105)
+    assert store.get_message("d:1", 100) is None
+    first = store.get_message("d:1", 101)
+    assert first is not None and first.cold
+    oldest = store.messages("d:1", history_window(None, 0, 3))
+    assert [m.seq for m in oldest] == [101, 102, 103]
+
+
+def test_last_seq_before_looks_inside_cold_buckets() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 50)  # message i was created at time i
+    with store.transaction():
+        store.archive_through("d:1", 40)
+    assert store.last_seq_before(20.5) == {"d:1": 20}  # inside the cold bucket
+    assert store.last_seq_before(45.5) == {"d:1": 45}  # in the hot table
+    assert store.last_seq_before(0.5) == {}
