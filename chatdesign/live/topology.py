@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -308,6 +307,8 @@ def draw_topology(graph: nx.DiGraph[str], ax: Axes | None = None) -> Axes:
         if data.get("role") not in ROLES:
             raise ValueError(f"node {node!r} has no known role")
     if ax is None:
+        import matplotlib.pyplot as plt  # only drawing needs pyplot (and a backend)
+
         _, ax = plt.subplots(figsize=(9, 5))
     positions = _layered_positions(graph)
     for role in ROLES:
