@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -39,7 +38,8 @@ PREVIEW_CHARS: Final = 80
 """Length of the last-message preview in a conversation list, in characters."""
 
 _USER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_ALLOWED_CONTROL = frozenset("\n\r\t")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Unicode category Cc except newline, carriage return and tab."""
 
 ConversationKind = Literal["direct", "group"]
 
@@ -330,9 +330,9 @@ def validate_text(value: object, name: str, max_chars: int, allow_empty: bool = 
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest(f"{name} is not valid text: it contains a lone surrogate") from None
-    for char in value:
-        if char not in _ALLOWED_CONTROL and unicodedata.category(char) == "Cc":
-            raise InvalidRequest(f"{name} contains the control character {char!r}")
+    control = _CONTROL_CHARACTER.search(value)
+    if control is not None:
+        raise InvalidRequest(f"{name} contains the control character {control.group()!r}")
     return value
 
 

@@ -107,7 +107,11 @@ class ManualClock:
 
 class Fanout(Protocol):
     """Where committed messages go: ``publish`` hands a message to every connected device of
-    the given users (in this process, or through a broker to others)."""
+    the given users (in this process, or through a broker to others).
+
+    A multi-process deployment passes its own fanout (e.g. one that publishes to Redis); each
+    process's subscriber then calls ``server.local_fanout.publish`` for the sessions it holds.
+    """
 
     def publish(self, user_ids: Sequence[str], message: Message) -> None:
         """Deliver ``message`` to the connected devices of ``user_ids``."""
@@ -381,7 +385,7 @@ class ChatServer:
                         f"#{record.seq}, which a retention policy has since removed"
                     )
                 return original
-            conversation_id = self._conversation_to_send_to(sender, recipient_id, now)
+            conversation_id, direct_members = self._conversation_to_send_to(sender, recipient_id, now)
             for attachment_id in files:
                 if self.store.get_attachment(attachment_id) is None:
                     raise NotFound(f"no attachment {attachment_id} (upload it first)")
@@ -401,18 +405,22 @@ class ChatServer:
             )
             self.store.insert_message(message, fingerprint)
             self.store.set_seen(conversation_id, sender, seq)  # sending implies having seen
-            recipients = self.store.member_ids(conversation_id)
+            recipients = direct_members or self.store.member_ids(conversation_id)
         self.fanout.publish(recipients, message)
         return message
 
-    def _conversation_to_send_to(self, sender: str, recipient_id: str, now: float) -> str:
+    def _conversation_to_send_to(
+        self, sender: str, recipient_id: str, now: float
+    ) -> tuple[str, tuple[str, str] | None]:
+        """The conversation a send goes to, and its two members if it is a 1:1 (which never
+        change, so the caller need not read them)."""
         if is_conversation_id(recipient_id):
-            return self._require_member(sender, recipient_id).conversation_id
+            return self._require_member(sender, recipient_id).conversation_id, None
         recipient = self._require_user(recipient_id, "recipient_id")
         pair = direct_pair(sender, recipient)
         cached = self._direct_cache.get(pair)
         if cached is not None:
-            return cached
+            return cached, pair
         found = self.store.find_direct(pair)
         if found is None:
             found = conversation_id_for("direct", self._ids.next_id(now))
@@ -422,7 +430,7 @@ class ChatServer:
             )
         else:  # a 1:1 pair never changes: safe to remember once committed
             self._direct_cache[pair] = found
-        return found
+        return found, pair
 
     # --- reading ------------------------------------------------------------------------------
 

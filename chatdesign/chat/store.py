@@ -11,7 +11,10 @@ what, which seq comes next, which messages a policy removes) is decided in
   FULL by default: a committed message survives a power cut). ``BEGIN IMMEDIATE`` takes the
   write lock up front, so two processes on one file cannot hand out the same ``seq``.
 - Messages sit in a table clustered on ``(conversation_id, seq)`` (``WITHOUT ROWID``), so a
-  history page is one range read.
+  history page is one range read. There is deliberately no other index on messages: every
+  index is written on every send. Time order equals seq order inside a conversation, so "the
+  last message at or before T" is a short backwards walk of the same key; retention's scans
+  by age and the largest id at start-up read the table once.
 - The cold store (archive) is a second database, attached as ``cold``: the file
   ``<path>.cold`` (or a second in-memory database). Archived messages are packed into
   zlib-compressed buckets of up to :data:`COLD_BUCKET_MESSAGES` consecutive messages of one
@@ -141,14 +144,12 @@ CREATE TABLE IF NOT EXISTS messages (
     client_message_id TEXT NOT NULL, attachments TEXT NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_id ON messages (message_id);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (conversation_id, created_at);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     sender_id TEXT NOT NULL, client_message_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     seq INTEGER NOT NULL, fingerprint BLOB NOT NULL, created_at REAL NOT NULL,
     PRIMARY KEY (sender_id, client_message_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_by_time ON idempotency_keys (created_at);
+
 CREATE TABLE IF NOT EXISTS receipts (
     conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, seen_seq INTEGER NOT NULL,
     PRIMARY KEY (conversation_id, user_id)
@@ -558,9 +559,9 @@ class SQLiteStore:
                 SELECT conversation_id, kind, title, created_at, updated_at, last_seq,
                        deleted_through_seq, deleted_through_at,
                        CASE WHEN updated_at <= :t THEN last_seq ELSE coalesce(
-                           (SELECT max(x.seq) FROM messages x
+                           (SELECT x.seq FROM messages x
                             WHERE x.conversation_id = mine.conversation_id
-                              AND x.created_at <= :t),
+                              AND x.created_at <= :t ORDER BY x.seq DESC LIMIT 1),
                            (SELECT max(y.last_seq) FROM cold.cold_buckets y
                             WHERE y.conversation_id = mine.conversation_id
                               AND y.created_to <= :t),
