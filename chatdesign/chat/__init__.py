@@ -30,6 +30,13 @@ from chatdesign.chat.core import (
     unpack_snowflake,
 )
 from chatdesign.chat.errors import ChatError, Forbidden, IdempotencyConflict, InvalidRequest, NotFound
+from chatdesign.chat.replication import (
+    PartitionScenario,
+    ReplicationResult,
+    compare_consistency_modes,
+    expected_cp_availability,
+    simulate_partition,
+)
 from chatdesign.chat.retention import (
     ArchiveAfterDays,
     ClientOnly,
@@ -42,6 +49,7 @@ from chatdesign.chat.retention import (
 )
 from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout, ManualClock
 from chatdesign.chat.store import ChatStore, SQLiteStore
+from chatdesign.chat.workload import ChatWorkload, WorkloadSummary, populate
 
 __all__ = [
     "ALLOWED_CONTENT_TYPES",
@@ -55,6 +63,7 @@ __all__ = [
     "ChatError",
     "ChatServer",
     "ChatStore",
+    "ChatWorkload",
     "ClientOnly",
     "ConversationPage",
     "ConversationSummary",
@@ -70,6 +79,8 @@ __all__ = [
     "ManualClock",
     "Message",
     "NotFound",
+    "PartitionScenario",
+    "ReplicationResult",
     "RetentionPolicy",
     "RetentionReport",
     "SQLiteStore",
@@ -77,7 +88,12 @@ __all__ = [
     "SnowflakeParts",
     "StorageStats",
     "SyncResult",
+    "WorkloadSummary",
+    "compare_consistency_modes",
+    "expected_cp_availability",
     "messages_frame",
     "pack_snowflake",
+    "populate",
+    "simulate_partition",
     "unpack_snowflake",
 ]

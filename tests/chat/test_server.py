@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatdesign.chat import (
+    ArchiveAfterDays,
     ChatError,
     ChatServer,
     Forbidden,
@@ -585,3 +586,40 @@ def test_errors_are_chat_errors(server: ChatServer) -> None:
         with pytest.raises(ChatError) as caught:
             call()
         assert caught.value.code in {"not_found", "invalid_request"}
+
+
+def test_cold_messages_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    clock = ManualClock()
+    with ChatServer(path, clock=clock) as chat:
+        chat.register_user("alice")
+        chat.register_user("bob")
+        old = chat.send_message("alice", "bob", "from last month", "k1")
+        clock.advance(40 * 86_400)
+        chat.send_message("alice", "bob", "today", "k2")
+        assert chat.apply_retention(ArchiveAfterDays(30)).archived_messages == 1
+    assert (tmp_path / "chat.db.cold").is_file()
+    with ChatServer(path, clock=clock) as chat:
+        history = chat.fetch_messages("bob", old.conversation_id)
+        assert [(m.content, m.cold) for m in history] == [("today", False), ("from last month", True)]
+        assert chat.storage_stats().cold_messages == 1
+
+
+def test_reprs_and_clock_checks(server: ChatServer, clock: ManualClock) -> None:
+    session = server.connect("alice", "web")
+    assert repr(session) == "DeviceSession(alice/web, 0 queued)"
+    assert repr(server.local_fanout) == "LocalFanout(1 sessions)"
+    assert repr(server).startswith("ChatServer(SQLiteStore(memory")
+    assert repr(clock) == "ManualClock(now_s=1750000000.0)"
+    with pytest.raises(ValueError, match="seconds must be a finite number"):
+        clock.advance(math.nan)
+    with pytest.raises(ValueError, match="must not be negative"):
+        clock.advance(-2e9)
+
+
+def test_public_names_are_importable() -> None:
+    import chatdesign.chat as chat
+
+    assert all(hasattr(chat, name) for name in chat.__all__)
+    assert {"ChatServer", "ChatError", "NotFound", "Forbidden", "InvalidRequest",
+            "IdempotencyConflict", "Message"} <= set(chat.__all__)
