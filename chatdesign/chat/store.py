@@ -23,6 +23,9 @@ what, which seq comes next, which messages a policy removes) is decided in
   archive costs little more than its compressed text. Reading a cold message decompresses its
   bucket. Ranking conversations as of a past time uses bucket boundaries inside the archive:
   a pin older than the archive threshold may rank a conversation by its previous bucket's end.
+  In WAL mode SQLite commits each attached file atomically, but not the two together: a crash
+  while archiving can leave a message both hot and cold. Reads then return it once (the hot
+  copy wins) and the next archive run replaces the stale buckets.
 
 Taught in ``notebooks/04_storage.ipynb``.
 """
@@ -499,13 +502,14 @@ class SQLiteStore:
             f"AND first_seq < ? ORDER BY first_seq {order}",
             params[:3],
         )
-        hot_seqs = {m.seq for m in found}
+        taken = {m.seq for m in found}
         cold: list[Message] = []
         for (payload,) in buckets:
             inside = [
                 m for m in _unpack_bucket(conversation_id, payload)
-                if window.after_seq < m.seq < upper and m.seq not in hot_seqs
+                if window.after_seq < m.seq < upper and m.seq not in taken
             ]
+            taken.update(m.seq for m in inside)
             cold += reversed(inside) if window.newest_first else inside
             if len(cold) >= window.limit:
                 break
@@ -786,6 +790,12 @@ class SQLiteStore:
             (conversation_id, seq),
         ).fetchall()
         self._remember_largest_id()
+        if rows:  # buckets left by an archive run whose hot delete never committed
+            self._connection.execute(
+                "DELETE FROM cold.cold_buckets WHERE conversation_id = ? AND first_seq >= ? "
+                "AND last_seq <= ?",
+                (conversation_id, rows[0][2], seq),
+            )
         for start in range(0, len(rows), COLD_BUCKET_MESSAGES):
             chunk = rows[start : start + COLD_BUCKET_MESSAGES]
             self._connection.execute(

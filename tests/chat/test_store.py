@@ -137,3 +137,25 @@ def test_last_seq_before_looks_inside_cold_buckets() -> None:
     assert store.last_seq_before(20.5) == {"d:1": 20}  # inside the cold bucket
     assert store.last_seq_before(45.5) == {"d:1": 45}  # in the hot table
     assert store.last_seq_before(0.5) == {}
+
+
+def test_an_interrupted_archive_is_read_once_and_repaired() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 10)
+    with store.transaction():  # what a crash between the two files' commits leaves behind
+        rows = store._connection.execute(
+            "SELECT message_id, conversation_id, seq, sender_id, content, created_at, "
+            "client_message_id, attachments FROM messages WHERE seq <= 6 ORDER BY seq"
+        ).fetchall()
+        store.archive_through("d:1", 6)
+        store._connection.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r[1], r[2], r[0], *r[3:]) for r in rows],
+        )
+    everything = store.messages("d:1", history_window(None, 0, 100))
+    assert [m.seq for m in everything] == list(range(1, 11))
+    assert not any(m.cold for m in everything)
+    with store.transaction():
+        assert store.archive_through("d:1", 6) == 6
+    assert store.message_counts() == (4, 6)
+    assert [m.cold for m in store.messages("d:1", history_window(None, 0, 100))] == [True] * 6 + [False] * 4
