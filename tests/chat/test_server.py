@@ -623,3 +623,35 @@ def test_public_names_are_importable() -> None:
     assert all(hasattr(chat, name) for name in chat.__all__)
     assert {"ChatServer", "ChatError", "NotFound", "Forbidden", "InvalidRequest",
             "IdempotencyConflict", "Message"} <= set(chat.__all__)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda s, g: s.add_member("alice", g, "zed"), NotFound, "zed"),
+        (lambda s, g: s.add_member("alice", "g:404", "bob"), NotFound, "no conversation 'g:404'"),
+        (lambda s, g: s.remove_member("alice", "g:404", "bob"), NotFound, "no conversation"),
+        (lambda s, g: s.members("g:404"), NotFound, "no conversation"),
+        (lambda s, g: s.members("team"), InvalidRequest, "not a conversation id"),
+        (lambda s, g: s.seen_by("g:404", 1), NotFound, "no conversation"),
+        (lambda s, g: s.mark_seen("alice", "g:404", 1), NotFound, "no conversation"),
+        (lambda s, g: s.connect("zed", "phone"), NotFound, "no user 'zed'"),
+        (lambda s, g: s.connect("alice", "../phone"), InvalidRequest, "device_id"),
+        (lambda s, g: s.sync("zed", "phone", {}), NotFound, "no user 'zed'"),
+        (lambda s, g: s.upload_attachment("zed", b"x", "text/plain", "x.txt"), NotFound, "no user"),
+        (lambda s, g: s.fetch_attachment("zed", "0" * 64), NotFound, "no user"),
+        (lambda s, g: s.fetch_attachment("alice", 42), NotFound, "no attachment 42"),
+        (lambda s, g: s.create_group("zed", ["alice"], "t"), NotFound, "no such users: zed"),
+        (lambda s, g: s.send_message("alice", "bob", "x", "k", attachments="abc"), InvalidRequest,
+         "sequence of attachment ids"),
+    ],
+)
+def test_remaining_error_paths_change_nothing(
+    server: ChatServer, dump: Dump, call: Callable[[ChatServer, str], object],
+    error: type[ChatError], match: str,
+) -> None:
+    group = server.create_group("alice", ["bob"], "team")
+    before = dump(server)
+    with pytest.raises(error, match=match):
+        call(server, group)
+    assert dump(server) == before
