@@ -47,9 +47,10 @@ from chatdesign.chat.retention import (
     RetentionReport,
     StorageStats,
 )
-from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout, ManualClock
+from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout
 from chatdesign.chat.store import ChatStore, SQLiteStore
 from chatdesign.chat.workload import ChatWorkload, WorkloadSummary, populate
+from chatdesign.clock import ManualClock
 
 __all__ = [
     "ALLOWED_CONTENT_TYPES",

@@ -19,7 +19,7 @@ import math
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -77,32 +77,11 @@ from chatdesign.chat.retention import (
     StorageStats,
 )
 from chatdesign.chat.store import ChatStore, SQLiteStore, Synchronous
+from chatdesign.clock import Clock
 from chatdesign.units import SECONDS_PER_DAY
-
-Clock = Callable[[], float]
 
 DEFAULT_IDEMPOTENCY_WINDOW_S = 7 * SECONDS_PER_DAY
 """How long a (sender, client_message_id) key is remembered: far longer than any retry."""
-
-
-class ManualClock:
-    """A clock that moves only when told: for tests, notebooks and simulations (seconds)."""
-
-    def __init__(self, start_s: float = 1_750_000_000.0) -> None:
-        self.now_s = require_time(start_s, "start_s")
-
-    def __repr__(self) -> str:
-        return f"ManualClock(now_s={self.now_s})"
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> float:
-        """Move the clock by ``seconds`` (negative: an NTP step back); returns the new time."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
-            raise ValueError(f"seconds must be a finite number, got {seconds!r}")
-        self.now_s = require_time(self.now_s + seconds, "the clock")
-        return self.now_s
 
 
 class Fanout(Protocol):

@@ -2,7 +2,7 @@
 
 :func:`populate` drives a real :class:`~chatdesign.chat.server.ChatServer` through its public
 API (``register_user``, ``create_group``, ``send_message``, ``sync``) with a
-:class:`~chatdesign.chat.server.ManualClock`, so storage sizes and retention policies can be
+:class:`~chatdesign.clock.ManualClock`, so storage sizes and retention policies can be
 measured on a store that went through the same code as production traffic. Every phone syncs
 at the end of each day; a share of users also has a second device that syncs only every few
 days (what keeps messages on the server under the client-only policy).
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from chatdesign.chat.server import ChatServer, ManualClock
+from chatdesign.chat.server import ChatServer
+from chatdesign.clock import ManualClock
 from chatdesign.units import SECONDS_PER_DAY
 
 _WORDS = (

@@ -17,7 +17,7 @@ batches -- and pulled on login for the most important friends first.
 Taught in ``notebooks/05_presence.ipynb``.
 """
 
-from chatdesign.presence.clock import ManualClock
+from chatdesign.clock import ManualClock
 from chatdesign.presence.cost import (
     PresenceCostModel,
     PresenceCostResult,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from chatdesign.presence.clock import ManualClock
+from chatdesign.clock import ManualClock
 from chatdesign.presence.policy import PresencePolicy
 from chatdesign.presence.service import PresenceService
 from chatdesign.presence.states import STATE_RANK, PresenceState

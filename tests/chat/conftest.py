@@ -14,7 +14,7 @@ Dump = Callable[[ChatServer], list[str]]
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(1_750_000_000.0)
 
 
 @pytest.fixture

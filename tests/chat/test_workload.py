@@ -15,7 +15,7 @@ SMALL = ChatWorkload(users=8, direct_conversations=6, groups=1, group_size=4, da
 
 
 def _run(tmp_path: Path) -> tuple[ChatServer, ManualClock, WorkloadSummary]:
-    clock = ManualClock()
+    clock = ManualClock(1_750_000_000.0)
     server = ChatServer(clock=clock, data_dir=tmp_path)
     return server, clock, populate(server, clock, SMALL)
 
