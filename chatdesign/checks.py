@@ -67,9 +67,9 @@ def check_number(
     number = float(value)  # type: ignore[arg-type]  # a numbers.Real converts
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number{of_unit}, got {_shown(value)}")
-    _check_limits(number, value, name, minimum=minimum, maximum=maximum)
     if positive and number <= 0:
         raise ValueError(f"{name} must be positive, got {_shown(value)}")
+    _check_limits(number, value, name, minimum=minimum, maximum=maximum)
     return number
 
 

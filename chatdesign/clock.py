@@ -7,18 +7,13 @@ seconds (``time.time`` in production); a test or a notebook passes a :class:`Man
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TypeAlias
 
+from chatdesign.checks import check_number
+
 Clock: TypeAlias = Callable[[], float]
 """A callable returning the current time in seconds."""
-
-
-def _seconds(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
-    return float(value)
 
 
 class ManualClock:
@@ -30,7 +25,7 @@ class ManualClock:
     """
 
     def __init__(self, start_s: float = 0.0) -> None:
-        self._now_s = _seconds(start_s, "start_s")
+        self._now_s = check_number(start_s, "start_s", unit="seconds")
 
     def __call__(self) -> float:
         return self._now_s
@@ -45,7 +40,7 @@ class ManualClock:
 
     def advance(self, seconds: float) -> float:
         """Move forward by ``seconds`` (≥ 0) and return the new time in seconds."""
-        step = _seconds(seconds, "seconds")
+        step = check_number(seconds, "seconds", unit="seconds")
         if step < 0:
             raise ValueError(f"a clock cannot go backwards: advance({seconds!r}); see step_back()")
         self._now_s += step
@@ -53,7 +48,7 @@ class ManualClock:
 
     def set(self, now_s: float) -> float:
         """Jump forward to ``now_s`` seconds (not earlier than now) and return it."""
-        target = _seconds(now_s, "now_s")
+        target = check_number(now_s, "now_s", unit="seconds")
         if target < self._now_s:
             raise ValueError(f"a clock cannot go backwards: set({now_s!r}) at {self._now_s!r}")
         self._now_s = target
@@ -61,7 +56,7 @@ class ManualClock:
 
     def step_back(self, seconds: float) -> float:
         """Jump back by ``seconds`` (≥ 0), as a wall clock does when corrected; returns the new time."""
-        step = _seconds(seconds, "seconds")
+        step = check_number(seconds, "seconds", unit="seconds")
         if step < 0:
             raise ValueError(f"step_back takes a positive duration, got {seconds!r}")
         self._now_s -= step

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from chatdesign.checks import check_fraction, check_number, check_whole
 from chatdesign.units import (
     SECONDS_PER_DAY,
     SECONDS_PER_MONTH,
@@ -42,15 +43,16 @@ DAYS_PER_MONTH = SECONDS_PER_MONTH / SECONDS_PER_DAY
 
 
 def _quantity(value: object, name: str, *, positive: bool = False) -> Quantity:
-    """Validate a scalar or array input: numeric, finite, non-negative (or positive)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        raise ValueError(f"{name} must be a number or an array of numbers, got {value!r}")
+    """A number (see :func:`~chatdesign.checks.check_number`) or an array of numbers, each
+    finite and non-negative (positive with ``positive=True``); the messages are check_number's."""
+    if np.ndim(value) == 0 and not isinstance(value, np.ndarray):  # type: ignore[arg-type]
+        return check_number(value, name, minimum=0, positive=positive)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or an array of numbers, got {value!r}") from None
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must hold finite numbers, got {value!r}")
     if positive and not np.all(array > 0):
         raise ValueError(f"{name} must be positive, got {value!r}")
     if not np.all(array >= 0):
@@ -59,17 +61,9 @@ def _quantity(value: object, name: str, *, positive: bool = False) -> Quantity:
 
 
 def _scalar(value: object, name: str, *, positive: bool = False) -> float:
-    quantity = _quantity(value, name, positive=positive)
-    if isinstance(quantity, np.ndarray):
+    if np.ndim(value) != 0 or isinstance(value, np.ndarray):  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a single number, got an array")
-    return quantity
-
-
-def _fraction(value: object, name: str) -> float:
-    fraction = _scalar(value, name)
-    if fraction > 1:
-        raise ValueError(f"{name} is a fraction between 0 and 1, got {value!r}")
-    return fraction
+    return check_number(value, name, minimum=0, positive=positive)
 
 
 def _frame(obj: object) -> pd.DataFrame:
@@ -206,7 +200,7 @@ def estimate_storage(
     replicas = _quantity(replication_factor, "replication_factor", positive=True)
     fraction = _quantity(media_fraction, "media_fraction")
     if np.any(np.asarray(fraction) > 1):
-        raise ValueError(f"media_fraction is a fraction between 0 and 1, got {media_fraction!r}")
+        raise ValueError(f"media_fraction must be a fraction between 0 and 1, got {media_fraction!r}")
     media = _quantity(media_bytes, "media_bytes")
     text_per_day = items * size
     media_per_day = items * fraction * media
@@ -319,8 +313,7 @@ def compare_history_placement(
     size = _scalar(bytes_per_message, "bytes_per_message", positive=True)
     days = _scalar(history_days, "history_days", positive=True)
     per_conversation_users = _scalar(conversations_per_user, "conversations_per_user", positive=True)
-    if isinstance(keep_last_n, bool) or not isinstance(keep_last_n, int) or keep_last_n < 1:
-        raise ValueError(f"keep_last_n must be a whole number >= 1, got {keep_last_n!r}")
+    check_whole(keep_last_n, "keep_last_n", minimum=1)
     wait_s = _scalar(undelivered_wait_s, "undelivered_wait_s")
     backup_days = _scalar(backup_interval_days, "backup_interval_days", positive=True)
 
@@ -708,7 +701,7 @@ def estimate_messenger(
     ``receivers_per_message`` devices; ``online_share`` of the daily users hold a connection at
     the peak. Used by notebook 01's widget panel and by ``python -m chatdesign estimate``.
     """
-    share = _fraction(online_share, "online_share")
+    share = check_fraction(online_share, "online_share")
     traffic = estimate_traffic(daily_active_users, messages_per_user_per_day, peak_factor, receivers_per_message)
     storage = estimate_storage(
         float(traffic.per_day), bytes_per_message, retention_days, replication_factor, media_fraction, media_bytes

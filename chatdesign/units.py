@@ -14,9 +14,10 @@ Taught in ``notebooks/01_estimation.ipynb``.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Final, Literal
+
+from chatdesign.checks import check_number
 
 SECONDS_PER_MINUTE: Final = 60
 SECONDS_PER_HOUR: Final = 3_600
@@ -93,14 +94,6 @@ def parse_bytes(text: str) -> int:
     return round(number * factor)
 
 
-def _check_finite(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    return float(value)
-
-
 def _format_scaled(value: float, base: int, prefixes: tuple[str, ...], unit: str, digits: int) -> str:
     magnitude = abs(value)
     index = 0
@@ -118,7 +111,7 @@ def format_bytes(size_bytes: float, binary: bool = False, digits: int = 3) -> st
 
     ``binary=True`` uses KiB/MiB/... (powers of 1024). ``digits`` is significant digits.
     """
-    value = _check_finite(size_bytes, "size_bytes")
+    value = check_number(size_bytes, "size_bytes")
     if binary:
         return _format_scaled(value, 1024, _BINARY_PREFIXES, "B", digits)
     return _format_scaled(value, 1000, _DECIMAL_PREFIXES, "B", digits)
@@ -135,7 +128,7 @@ def parse_bitrate(text: str) -> float:
 
 def format_bitrate(bits_per_s: float, digits: int = 3) -> str:
     """Format bits per second with a decimal prefix: ``2.5e6`` → ``"2.5 Mbps"``."""
-    value = _check_finite(bits_per_s, "bits_per_s")
+    value = check_number(bits_per_s, "bits_per_s")
     return _format_scaled(value, 1000, ("", "k", "M", "G", "T"), "bps", digits)
 
 
@@ -153,7 +146,7 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float, digits: int = 3) -> str:
     """Format seconds with the largest fitting unit: ``5400`` → ``"1.5 h"``, ``0.064`` → ``"64 ms"``."""
-    value = _check_finite(seconds, "seconds")
+    value = check_number(seconds, "seconds")
     magnitude = abs(value)
     for unit in ("y", "d", "h", "min", "s"):
         if magnitude >= DURATION_UNITS[unit]:
@@ -163,7 +156,7 @@ def format_duration(seconds: float, digits: int = 3) -> str:
 
 def format_count(count: float, digits: int = 3) -> str:
     """Format a plain count with K/M/B/T suffixes: ``3_472.2`` → ``"3.47 K"``, ``1e8`` → ``"100 M"``."""
-    value = _check_finite(count, "count")
+    value = check_number(count, "count")
     return _format_scaled(value, 1000, ("", "K", "M", "B", "T"), "", digits).rstrip()
 
 
@@ -173,9 +166,7 @@ def per_second(count: float, per: Period = "day") -> float:
     ``per_second(300e6, per="day")`` → 3472.2 requests/s. Raises ``ValueError`` on a negative
     count or an unknown period.
     """
-    value = _check_finite(count, "count")
-    if value < 0:
-        raise ValueError(f"count must not be negative, got {count!r}")
+    value = check_number(count, "count", minimum=0)
     if per not in SECONDS_PER_PERIOD:
         raise ValueError(f"unknown period {per!r}; use one of: {', '.join(SECONDS_PER_PERIOD)}")
     return value / SECONDS_PER_PERIOD[per]
@@ -183,9 +174,7 @@ def per_second(count: float, per: Period = "day") -> float:
 
 def per_period(rate_per_s: float, per: Period = "month") -> float:
     """The inverse of :func:`per_second`: how many events a rate per second makes in ``per``."""
-    value = _check_finite(rate_per_s, "rate_per_s")
-    if value < 0:
-        raise ValueError(f"rate_per_s must not be negative, got {rate_per_s!r}")
+    value = check_number(rate_per_s, "rate_per_s", minimum=0)
     if per not in SECONDS_PER_PERIOD:
         raise ValueError(f"unknown period {per!r}; use one of: {', '.join(SECONDS_PER_PERIOD)}")
     return value * SECONDS_PER_PERIOD[per]

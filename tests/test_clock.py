@@ -17,7 +17,7 @@ def test_forward_moves() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, "1", True])
 def test_rejects_non_numbers(bad: object) -> None:
-    with pytest.raises(ValueError, match="finite number of seconds"):
+    with pytest.raises(ValueError, match=r"seconds must be a (finite )?number of seconds"):
         ManualClock().advance(bad)  # type: ignore[arg-type]
 
 
