@@ -28,15 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chatdesign.checks import check_fraction, check_number, check_whole
 from chatdesign.exercises import CheckResult, check_within
 from chatdesign.units import SECONDS_PER_DAY, format_count
-
-
-def _check_number(value: float, what: str, *, low: float, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -67,18 +61,17 @@ class PresenceCostModel:
     def __post_init__(self) -> None:
         for what in ("users", "max_friends", "header_bytes", "change_bytes", "seed"):
             value = getattr(self, what)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{what} must be an int ≥ 0, got {value!r}")
+            check_whole(value, what)
         if self.users < 1 or self.max_friends < 1:
             raise ValueError("users and max_friends must be at least 1")
-        _check_number(self.mean_friends, "mean_friends", low=1, high=self.max_friends)
-        _check_number(self.friends_tail_alpha, "friends_tail_alpha", low=1.01, high=100)
-        _check_number(self.online_fraction, "online_fraction", low=0.001, high=0.999)
-        _check_number(self.very_important_share, "very_important_share", low=0, high=1)
-        _check_number(self.tick_s, "tick_s", low=0.01, high=60)
+        check_number(self.mean_friends, "mean_friends", minimum=1, maximum=self.max_friends)
+        check_number(self.friends_tail_alpha, "friends_tail_alpha", minimum=1.01, maximum=100)
+        check_number(self.online_fraction, "online_fraction", minimum=0.001, maximum=0.999)
+        check_fraction(self.very_important_share, "very_important_share")
+        check_number(self.tick_s, "tick_s", minimum=0.01, maximum=60)
         for what in ("mean_session_s", "very_important_delay_s", "others_delay_s", "duration_s"):
-            _check_number(getattr(self, what), what, low=self.tick_s)
-        _check_number(self.warmup_s, "warmup_s", low=0)
+            check_number(getattr(self, what), what, minimum=self.tick_s)
+        check_number(self.warmup_s, "warmup_s", minimum=0)
         if self.very_important_delay_s > self.others_delay_s:
             raise ValueError(
                 f"very important friends may not wait longer ({self.very_important_delay_s:g} s) "
@@ -118,8 +111,8 @@ class PresenceCostResult:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if name != "model" and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}")
+            if name != "model":
+                check_number(value, name, minimum=0)
 
     def __repr__(self) -> str:
         return (
@@ -332,9 +325,9 @@ def simulate_presence_cost(model: PresenceCostModel) -> PresenceCostResult:
 
 def naive_push_rate(users: float, mean_friends: float, changes_per_user_per_s: float) -> float:
     """Pushes/s when every change goes to every friend: users × friends × churn."""
-    _check_number(users, "users", low=0)
-    _check_number(mean_friends, "mean_friends", low=0)
-    _check_number(changes_per_user_per_s, "changes_per_user_per_s", low=0)
+    check_number(users, "users", minimum=0)
+    check_number(mean_friends, "mean_friends", minimum=0)
+    check_number(changes_per_user_per_s, "changes_per_user_per_s", minimum=0)
     return users * mean_friends * changes_per_user_per_s
 
 
@@ -345,7 +338,7 @@ def online_only_push_rate(
 
     This is Facebook's "friends × online users × churn" with online users = users × fraction.
     """
-    _check_number(online_fraction, "online_fraction", low=0, high=1)
+    check_fraction(online_fraction, "online_fraction")
     return naive_push_rate(users, mean_friends, changes_per_user_per_s) * online_fraction
 
 
@@ -361,7 +354,7 @@ def check_online_only_answer(
     Each login makes two changes (online, then offline). An answer that matches naive fan-out
     (pushing to offline friends too) or forgets the logout is named as such.
     """
-    _check_number(logins_per_user_per_day, "logins_per_user_per_day", low=0)
+    check_number(logins_per_user_per_day, "logins_per_user_per_day", minimum=0)
     churn = 2 * logins_per_user_per_day / SECONDS_PER_DAY
     expected = online_only_push_rate(users, mean_friends, online_fraction, churn)
     result = check_within("online-only pushes/s", answer, expected, rel_tol=0.1, unit="pushes/s")

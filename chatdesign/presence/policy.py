@@ -23,14 +23,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from chatdesign.checks import check_number
 from chatdesign.units import format_duration
-
-
-def _positive(value: float, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,11 +38,12 @@ class Tier:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"a tier needs a non-empty name, got {self.name!r}")
+        # Not check_number: the last tier's min_score is -inf by design, so only NaN and +inf are out.
         if isinstance(self.min_score, bool) or not isinstance(self.min_score, int | float):
             raise ValueError(f"min_score must be a number, got {self.min_score!r}")
         if math.isnan(self.min_score) or self.min_score == math.inf:
             raise ValueError(f"min_score must be a number or -inf, got {self.min_score!r}")
-        _positive(self.max_delay_s, "max_delay_s")
+        check_number(self.max_delay_s, "max_delay_s", positive=True, unit="seconds")
 
     def __repr__(self) -> str:
         return (
@@ -88,15 +83,8 @@ class PresencePolicy:
             "interaction_half_life_s",
             "last_seen_ttl_s",
         ):
-            _positive(getattr(self, what), what)
-        if isinstance(self.interaction_weight, bool) or not isinstance(
-            self.interaction_weight, int | float
-        ):
-            raise ValueError(f"interaction_weight must be a number, got {self.interaction_weight!r}")
-        if not math.isfinite(self.interaction_weight) or self.interaction_weight < 0:
-            raise ValueError(
-                f"interaction_weight must be ≥ 0 and finite, got {self.interaction_weight!r}"
-            )
+            check_number(getattr(self, what), what, positive=True, unit="seconds")
+        check_number(self.interaction_weight, "interaction_weight", minimum=0)
         if self.offline_after_s <= self.heartbeat_interval_s:
             raise ValueError(
                 f"offline_after_s ({self.offline_after_s:g} s) must be longer than the heartbeat "
@@ -140,22 +128,17 @@ class PresencePolicy:
 
     def tier_for(self, score: float) -> Tier:
         """The tier an importance score falls in (the first whose ``min_score`` it reaches)."""
+        # Not check_number: a score may be ±inf (an infinitely important friend); only NaN is out.
         if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
             raise ValueError(f"score must be a number, got {score!r}")
         return next(tier for tier in self.tiers if score >= tier.min_score)
 
     def interaction_boost(self, messages: float, ago_s: float) -> float:
         """What ``messages`` exchanged ``ago_s`` seconds ago add to a score now (halving decay)."""
-        if isinstance(messages, bool) or not isinstance(messages, int | float):
-            raise ValueError(f"messages must be a number, got {messages!r}")
-        if not math.isfinite(messages) or messages < 0:
-            raise ValueError(f"messages must be ≥ 0, got {messages!r}")
-        if isinstance(ago_s, bool) or not isinstance(ago_s, int | float):
-            raise ValueError(f"ago_s must be a number of seconds, got {ago_s!r}")
-        if not math.isfinite(ago_s) or ago_s < 0:
-            raise ValueError(f"ago_s must be ≥ 0 seconds, got {ago_s!r}")
-        decay: float = 0.5 ** (ago_s / self.interaction_half_life_s)
-        return self.interaction_weight * messages * decay
+        count = check_number(messages, "messages", minimum=0)
+        ago = check_number(ago_s, "ago_s", minimum=0, unit="seconds")
+        decay: float = 0.5 ** (ago / self.interaction_half_life_s)
+        return self.interaction_weight * count * decay
 
     def to_frame(self) -> pd.DataFrame:
         """The tiers as a table: name, minimum score, maximum delay in seconds."""

@@ -40,6 +40,7 @@ from typing import Any, overload
 
 import pandas as pd
 
+from chatdesign.checks import check_number, check_whole
 from chatdesign.presence.errors import (
     ClockWentBackwardsError,
     NotAFriendError,
@@ -105,7 +106,7 @@ class PresenceChange:
         _check_id(self.user_id, "user_id")
         if not isinstance(self.status, PresenceState):
             raise ValueError(f"status must be a PresenceState, got {self.status!r}")
-        _check_time(self.changed_at_s, "changed_at_s")
+        check_number(self.changed_at_s, "changed_at_s", unit="seconds")
 
     def __repr__(self) -> str:
         return f"PresenceChange({self.user_id!r} → {self.status.value} at {self.changed_at_s:g} s)"
@@ -125,7 +126,7 @@ class PresenceBatch(Sequence[PresenceChange]):
 
     def __post_init__(self) -> None:
         _check_id(self.viewer_id, "viewer_id")
-        _check_time(self.sent_at_s, "sent_at_s")
+        check_number(self.sent_at_s, "sent_at_s", unit="seconds")
         if not self.changes or not all(isinstance(c, PresenceChange) for c in self.changes):
             raise ValueError("a batch holds at least one PresenceChange and nothing else")
         if len({c.user_id for c in self.changes}) != len(self.changes):
@@ -359,16 +360,10 @@ class PresenceService:
             user_b, {}
         ):
             raise NotAFriendError(f"{user_a!r} and {user_b!r} are not friends")
-        if (
-            isinstance(messages, bool)
-            or not isinstance(messages, int | float)
-            or not math.isfinite(messages)
-            or messages <= 0
-        ):
-            raise PresenceError(f"messages must be a positive number, got {messages!r}")
+        count = _presence_number(messages, "messages", positive=True)
         now = self._now()
         pair = _pair(user_a, user_b)
-        total = self._decayed_messages(pair, now) + float(messages)
+        total = self._decayed_messages(pair, now) + count
         self._interactions[pair] = (total, now)
         return total
 
@@ -409,8 +404,7 @@ class PresenceService:
         demand with :meth:`statuses`. Raises ``PresenceError`` for a negative or non-int limit.
         """
         self._check_user(user_id)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise PresenceError(f"limit must be an int ≥ 0, got {limit!r}")
+        limit = _presence_count(limit, "limit")
         now = self._now()
         friends = self._friends.get(user_id, {})
         ranked = sorted((-self._score(user_id, f, now), f) for f in friends)[:limit]
@@ -455,8 +449,7 @@ class PresenceService:
         return self._advance_to(self._clock())
 
     def _advance_to(self, now: float) -> float:
-        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-            raise PresenceError(f"now must be a finite number of seconds, got {now!r}")
+        now = _presence_number(now, "now", unit="seconds")
         if now < self._latest_s:
             raise ClockWentBackwardsError(
                 f"time went backwards: {now!r} s is before {self._latest_s!r} s already used"
@@ -618,9 +611,21 @@ def _check_id(value: str, what: str) -> None:
         raise PresenceError(f"{what} must be a non-empty string, got {value!r}")
 
 
-def _check_time(value: float, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+def _presence_number(value: object, name: str, *, positive: bool = False, unit: str = "") -> float:
+    """:func:`check_number`, raising ``PresenceError`` instead: the service's callers catch that
+    family (it is still a ``ValueError``), so the rule is shared and only the type differs."""
+    try:
+        return check_number(value, name, positive=positive, unit=unit)
+    except ValueError as error:
+        raise PresenceError(str(error)) from None
+
+
+def _presence_count(value: object, name: str) -> int:
+    """:func:`check_whole` (≥ 0), raising ``PresenceError`` for the same reason."""
+    try:
+        return check_whole(value, name)
+    except ValueError as error:
+        raise PresenceError(str(error)) from None
 
 
 def _copy_friends(friends: FriendsGraph) -> dict[str, dict[str, float]]:
@@ -636,15 +641,6 @@ def _copy_friends(friends: FriendsGraph) -> dict[str, dict[str, float]]:
             _check_id(friend, f"friend id of {user!r}")
             if friend == user:
                 raise PresenceError(f"{user!r} cannot be their own friend")
-            if (
-                isinstance(importance, bool)
-                or not isinstance(importance, int | float)
-                or not math.isfinite(importance)
-            ):
-                raise PresenceError(
-                    f"importance of {friend!r} for {user!r} must be a finite number, "
-                    f"got {importance!r}"
-                )
-            inner[friend] = float(importance)
+            inner[friend] = _presence_number(importance, f"importance of {friend!r} for {user!r}")
         copied[user] = inner
     return copied

@@ -18,10 +18,11 @@ Taught in ``notebooks/05_presence.ipynb``.
 from __future__ import annotations
 
 import enum
-import math
 from typing import Final
 
 import pandas as pd
+
+from chatdesign.checks import check_number
 
 
 class PresenceState(enum.Enum):
@@ -111,8 +112,7 @@ def derive_state(
     their devices (online beats away beats offline). Times are in seconds.
     """
     for value, what in ((offline_after_s, "offline_after_s"), (away_after_s, "away_after_s")):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+        check_number(value, what, positive=True, unit="seconds")
     if heartbeat_ago_s is None or heartbeat_ago_s >= offline_after_s:
         return PresenceState.OFFLINE
     if active_ago_s is not None and active_ago_s < away_after_s:

@@ -25,6 +25,8 @@ from typing import Protocol, runtime_checkable
 
 import redis
 
+from chatdesign.checks import check_number
+
 
 @runtime_checkable
 class TTLStore(Protocol):
@@ -64,11 +66,7 @@ def _check_value(value: str) -> str:
 
 
 def _check_ttl(ttl_s: float) -> float:
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not math.isfinite(ttl_s):
-        raise ValueError(f"ttl_s must be a finite number of seconds, got {ttl_s!r}")
-    if ttl_s <= 0:
-        raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
-    return float(ttl_s)
+    return check_number(ttl_s, "ttl_s", positive=True, unit="seconds")
 
 
 def _check_keys(keys: Sequence[str]) -> list[str]:

@@ -10,25 +10,17 @@ Taught in ``notebooks/05_presence.ipynb``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from chatdesign.checks import check_fraction, check_number
 from chatdesign.clock import ManualClock
 from chatdesign.presence.policy import PresencePolicy
 from chatdesign.presence.service import PresenceService
 from chatdesign.presence.states import STATE_RANK, PresenceState
 from chatdesign.presence.store import MemoryTTLStore
-
-
-def _check_seconds(value: float, what: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{what} must be {'positive' if positive else '≥ 0'}, got {value!r}")
-    return float(value)
 
 
 def heartbeat_times(
@@ -42,19 +34,16 @@ def heartbeat_times(
 
     Each one arrives up to ``jitter_s`` late (uniform) and is lost with ``drop_probability``.
     """
-    duration = _check_seconds(duration_s, "duration_s", positive=True)
-    interval = _check_seconds(interval_s, "interval_s", positive=True)
-    jitter = _check_seconds(jitter_s, "jitter_s", positive=False)
-    if (
-        isinstance(drop_probability, bool)
-        or not isinstance(drop_probability, int | float)
-        or not 0 <= drop_probability < 1
-    ):
-        raise ValueError(f"drop_probability must be in [0, 1), got {drop_probability!r}")
+    duration = check_number(duration_s, "duration_s", positive=True, unit="seconds")
+    interval = check_number(interval_s, "interval_s", positive=True, unit="seconds")
+    jitter = check_number(jitter_s, "jitter_s", minimum=0, unit="seconds")
+    drop = check_fraction(drop_probability, "drop_probability")
+    if drop == 1:
+        raise ValueError("drop_probability must be below 1: with every heartbeat lost there is no timeline")
     rng = np.random.default_rng(seed)
     sent = np.arange(0.0, duration, interval)
     arrived = sent + rng.uniform(0.0, jitter, size=sent.size)
-    kept = rng.random(sent.size) >= drop_probability
+    kept = rng.random(sent.size) >= drop
     return np.sort(arrived[kept])
 
 
@@ -69,8 +58,8 @@ def status_timeline(
     Columns: ``time_s``, ``status`` (its value), ``level`` (0 offline, 1 away, 2 online, for
     plotting) and ``heartbeats`` (how many arrived since the previous sample).
     """
-    until = _check_seconds(until_s, "until_s", positive=True)
-    step = _check_seconds(step_s, "step_s", positive=True)
+    until = check_number(until_s, "until_s", positive=True, unit="seconds")
+    step = check_number(step_s, "step_s", positive=True, unit="seconds")
     beats = np.sort(np.asarray(heartbeats_s, dtype=float))
     if beats.size and (not np.isfinite(beats).all() or beats[0] < 0):
         raise ValueError("heartbeat times must be finite and ≥ 0 seconds")

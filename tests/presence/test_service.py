@@ -317,7 +317,7 @@ def test_clock_going_backwards_is_refused(store_kit: StoreKit) -> None:
 
 def test_other_bad_questions(store_kit: StoreKit) -> None:
     service = make(store_kit)
-    with pytest.raises(PresenceError, match="limit must be an int"):
+    with pytest.raises(PresenceError, match="limit must not be negative"):
         service.initial_statuses("alice", -1)
     with pytest.raises(PresenceError, match="not a single string"):
         service.statuses("alice", "bob")
@@ -327,7 +327,7 @@ def test_other_bad_questions(store_kit: StoreKit) -> None:
         service.record_interaction("bob", "carol")
     with pytest.raises(PresenceError, match="themselves"):
         service.record_interaction("bob", "bob")
-    with pytest.raises(PresenceError, match="messages must be a positive number"):
+    with pytest.raises(PresenceError, match="messages must be positive"):
         service.record_interaction("alice", "bob", messages=-2)
     assert service.importance("alice", "bob") == 6.0
 

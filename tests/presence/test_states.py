@@ -69,7 +69,7 @@ def test_derive_state_boundaries(
 
 
 def test_derive_state_refuses_bad_limits() -> None:
-    with pytest.raises(ValueError, match="offline_after_s must be a positive"):
+    with pytest.raises(ValueError, match="offline_after_s must be positive"):
         derive_state(1.0, 1.0, 0.0, 300.0)
     assert repr(ON) == "PresenceState.ONLINE"
     assert repr(PresenceEvent.IDLE_TIMEOUT) == "PresenceEvent.IDLE_TIMEOUT"
