@@ -240,7 +240,10 @@ class ChatServer:
     # --- helpers ------------------------------------------------------------------------------
 
     def _require_user(self, user_id: object, name: str = "user_id") -> str:
-        checked = validate_user_id(user_id, name)
+        return self._require_registered(validate_user_id(user_id, name))
+
+    def _require_registered(self, checked: str) -> str:
+        """An already validated user id, if registered (else :class:`NotFound`)."""
         if checked not in self._known_users:  # users are never deleted: cache positive answers
             if not self.store.has_user(checked):
                 raise NotFound(f"no user {checked!r} (register_user first)")
@@ -352,8 +355,9 @@ class ChatServer:
         text = validate_content(content, files)
         fingerprint = send_fingerprint(recipient_id, text, files)
         now = self.now()
+        created: list[tuple[tuple[str, str], str]] = []
         with self.store.transaction():
-            self._require_user(sender, "sender_id")
+            self._require_registered(sender)
             record = self.store.find_idempotency(sender, client_id)
             if is_retry(record, fingerprint):
                 assert record is not None
@@ -364,7 +368,9 @@ class ChatServer:
                         f"#{record.seq}, which a retention policy has since removed"
                     )
                 return original
-            conversation_id, direct_members = self._conversation_to_send_to(sender, recipient_id, now)
+            conversation_id, direct_members = self._conversation_to_send_to(
+                sender, recipient_id, now, created
+            )
             for attachment_id in files:
                 if self.store.get_attachment(attachment_id) is None:
                     raise NotFound(f"no attachment {attachment_id} (upload it first)")
@@ -385,14 +391,17 @@ class ChatServer:
             self.store.insert_message(message, fingerprint)
             self.store.set_seen(conversation_id, sender, seq)  # sending implies having seen
             recipients = direct_members or self.store.member_ids(conversation_id)
+        self._direct_cache.update(created)  # committed now: safe to remember
         self.fanout.publish(recipients, message)
         return message
 
     def _conversation_to_send_to(
-        self, sender: str, recipient_id: str, now: float
+        self, sender: str, recipient_id: str, now: float,
+        created: list[tuple[tuple[str, str], str]],
     ) -> tuple[str, tuple[str, str] | None]:
         """The conversation a send goes to, and its two members if it is a 1:1 (which never
-        change, so the caller need not read them)."""
+        change, so the caller need not read them). A 1:1 created here is appended to
+        ``created``: the caller remembers it once the transaction has committed."""
         if is_conversation_id(recipient_id):
             return self._require_member(sender, recipient_id).conversation_id, None
         recipient = self._require_user(recipient_id, "recipient_id")
@@ -407,6 +416,7 @@ class ChatServer:
             self.store.add_conversation(
                 Conversation(found, "direct", title, sender, now, 0, now), pair, pair
             )
+            created.append((pair, found))
         else:  # a 1:1 pair never changes: safe to remember once committed
             self._direct_cache[pair] = found
         return found, pair

@@ -171,6 +171,33 @@ def test_bad_recipient_is_refused(server: ChatServer) -> None:
         server.send_message("alice", "g:999", "hi", "k1")
 
 
+def test_a_refused_first_send_leaves_no_conversation_behind(
+    server: ChatServer, dump: Dump
+) -> None:
+    """The 1:1 created inside a refused send is rolled back, and not remembered either: the
+    next send creates (and then reuses) a real one."""
+    before = dump(server)
+    with pytest.raises(NotFound, match="no attachment"):
+        server.send_message("alice", "bob", "look", "k1", ["ab" * 32])
+    assert dump(server) == before
+    first = server.send_message("alice", "bob", "hi", "k1")
+    second = server.send_message("bob", "alice", "hello", "k2")
+    third = server.send_message("alice", "bob", "again", "k3")
+    assert first.conversation_id == second.conversation_id == third.conversation_id
+    assert [first.seq, second.seq, third.seq] == [1, 2, 3]
+    assert server.store.get_conversation(first.conversation_id) is not None
+    assert server.store.find_direct(("alice", "bob")) == first.conversation_id
+
+
+def test_sender_is_validated_once_and_still_checked(server: ChatServer, dump: Dump) -> None:
+    before = dump(server)
+    with pytest.raises(NotFound, match="no user 'zed'"):
+        server.send_message("zed", "bob", "hi", "k1")
+    with pytest.raises(InvalidRequest, match="sender_id"):
+        server.send_message("bad id", "bob", "hi", "k1")
+    assert dump(server) == before
+
+
 def test_fanout_hears_only_committed_messages(tmp_path: Path) -> None:
     heard: list[tuple[tuple[str, ...], int]] = []
 

@@ -43,6 +43,21 @@ def test_transaction_rolls_back_everything() -> None:
     assert not store.has_user("alice") and not store.has_user("bob")
 
 
+def test_transaction_commits_and_is_usable_again_after_a_rollback() -> None:
+    store = SQLiteStore()
+    with pytest.raises(RuntimeError), store.transaction(), store.transaction():
+        store.add_user("alice", "Alice", 0.0)
+        raise RuntimeError("refused in the inner block")
+    assert not store.has_user("alice")
+    with store.transaction():
+        store.add_user("bob", "Bob", 0.0)
+        with store.transaction():
+            store.add_user("carol", "Carol", 0.0)
+        assert store.has_user("carol")  # the inner block did not commit on its own
+    assert store.has_user("bob") and store.has_user("carol")
+    assert store._connection.in_transaction is False
+
+
 def test_claim_seq_is_gap_free_and_time_monotone() -> None:
     store = SQLiteStore()
     _store_with_messages(store, 3)
