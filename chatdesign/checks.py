@@ -4,7 +4,7 @@ Every calculator, model and service validates its numbers with these three funct
 rules and the wording of the errors are the same everywhere:
 
 - :func:`check_number` -- a finite real number, optionally positive or within bounds;
-- :func:`check_whole` -- a whole number (an ``int``), at least a minimum;
+- :func:`check_whole` -- a whole number (an ``int``), at least a minimum (0 by default);
 - :func:`check_fraction` -- a number between 0 and 1 inclusive.
 
 They accept Python numbers and numpy scalars (``np.int64`` from a pandas column, ``np.float64``)
@@ -85,7 +85,7 @@ def check_whole(value: object, name: str, *, minimum: int | None = 0, maximum: i
             raise ValueError(f"{name} must be a whole number (an int, not a float), got {_shown(value)}")
         raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
     number: int = int(value)  # type: ignore[call-overload]  # a numbers.Integral converts
-    _check_limits(number, value, name, minimum=minimum, maximum=maximum)
+    _check_limits(number, value, name, minimum=minimum, maximum=maximum, counting=True)
     return number
 
 
@@ -97,14 +97,20 @@ def check_fraction(value: object, name: str) -> float:
     return number
 
 
-def _check_limits(number: float, value: object, name: str, *, minimum: float | None, maximum: float | None) -> None:
-    """Raise the one message that states the whole allowed range if ``number`` is outside it."""
+def _check_limits(
+    number: float, value: object, name: str, *, minimum: float | None, maximum: float | None, counting: bool = False
+) -> None:
+    """Raise the one message that states the whole allowed range if ``number`` is outside it.
+
+    A quantity below 0 "must not be negative"; a count (``counting``) states its least value,
+    "must be at least 0", as it does for any other minimum.
+    """
     if (minimum is None or number >= minimum) and (maximum is None or number <= maximum):
         return
     if minimum is not None and maximum is not None:
         rule = f"must be between {_bound(minimum)} and {_bound(maximum)}"
     elif minimum is not None:
-        rule = "must not be negative" if minimum == 0 else f"must be at least {_bound(minimum)}"
+        rule = "must not be negative" if minimum == 0 and not counting else f"must be at least {_bound(minimum)}"
     else:
         assert maximum is not None
         rule = f"must be at most {_bound(maximum)}"

@@ -99,7 +99,7 @@ def test_check_whole_rejects_everything_but_integers(value: object, message: str
 
 
 def test_check_whole_bounds() -> None:
-    with pytest.raises(ValueError, match=r"^viewers must not be negative, got -1$"):
+    with pytest.raises(ValueError, match=r"^viewers must be at least 0, got -1$"):
         check_whole(-1, "viewers")
     with pytest.raises(ValueError, match=r"^pops must be at least 1, got 0$"):
         check_whole(np.int64(0), "pops", minimum=1)

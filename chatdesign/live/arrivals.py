@@ -26,29 +26,11 @@ from typing import Literal
 
 import numpy as np
 
+from chatdesign.checks import check_number, check_whole
 from chatdesign.live.topology import PathDelays
 
 MIN_SEGMENT_S = 0.1
 """Shortest segment accepted (LL-HLS parts are 0.2-0.3 s); keeps every cache's window valid."""
-
-
-def _check_number(value: float, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return float(value)
-
-
-def _check_int(value: int, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -73,9 +55,9 @@ class LiveScenario:
     zipf_exponent: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_int(self.viewers, "viewers", 1)
-        _check_number(self.duration_s, "duration_s", positive=True)
-        _check_number(self.segment_s, "segment_s", positive=True)
+        check_whole(self.viewers, "viewers", minimum=1)
+        check_number(self.duration_s, "duration_s", positive=True)
+        check_number(self.segment_s, "segment_s", positive=True)
         if self.segment_s < MIN_SEGMENT_S:
             raise ValueError(f"segment_s must be at least {MIN_SEGMENT_S} s, got {self.segment_s!r}")
         if self.duration_s < self.segment_s:
@@ -83,31 +65,31 @@ class LiveScenario:
                 f"duration_s ({self.duration_s!r}) must hold at least one segment of "
                 f"{self.segment_s!r} s"
             )
-        _check_int(self.pops, "pops", 1)
-        _check_int(self.origin_caches, "origin_caches", 1)
-        _check_int(self.seed, "seed", 0)
+        check_whole(self.pops, "pops", minimum=1)
+        check_whole(self.origin_caches, "origin_caches", minimum=1)
+        check_whole(self.seed, "seed", minimum=0)
         for name in ("coalescing", "push"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.pop_capacity_rps is not None:
-            _check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
+            check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
             if self.overflow == "spill" and self.pops < 2:
                 raise ValueError("overflow='spill' needs at least 2 PoPs to spill to")
         if self.push_to not in ("all", "watched"):
             raise ValueError(f"push_to must be 'all' or 'watched', got {self.push_to!r}")
         if self.overflow not in ("spill", "refuse"):
             raise ValueError(f"overflow must be 'spill' or 'refuse', got {self.overflow!r}")
-        _check_number(self.herd_window_s, "herd_window_s")
-        _check_number(self.jitter_s, "jitter_s")
+        check_number(self.herd_window_s, "herd_window_s", minimum=0)
+        check_number(self.jitter_s, "jitter_s", minimum=0)
         if self.herd_window_s + self.jitter_s >= self.segment_s:
             raise ValueError(
                 f"herd_window_s + jitter_s ({self.herd_window_s + self.jitter_s:g} s) must be "
                 f"shorter than segment_s ({self.segment_s:g} s): each segment is asked for "
                 "before the next one is published"
             )
-        _check_number(self.ramp_s, "ramp_s")
-        _check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
-        _check_number(self.zipf_exponent, "zipf_exponent")
+        check_number(self.ramp_s, "ramp_s", minimum=0)
+        check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
+        check_number(self.zipf_exponent, "zipf_exponent", minimum=0)
 
     @property
     def segments(self) -> int:

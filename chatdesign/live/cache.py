@@ -24,6 +24,8 @@ from typing import Generic, TypeVar
 
 import pandas as pd
 
+from chatdesign.checks import check_whole
+
 KeyT = TypeVar("KeyT", bound=Hashable)
 WaiterT = TypeVar("WaiterT")
 
@@ -81,10 +83,7 @@ class CoalescingCache(Generic[KeyT, WaiterT]):
     """
 
     def __init__(self, capacity: int, coalescing: bool = True) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise ValueError(f"capacity must be an integer number of keys, got {capacity!r}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1 key, got {capacity!r}")
+        capacity = check_whole(capacity, "capacity", minimum=1)
         if not isinstance(coalescing, bool):
             raise ValueError(f"coalescing must be True or False, got {coalescing!r}")
         self._capacity = capacity

@@ -19,38 +19,15 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
+from chatdesign.checks import check_number, check_whole
 from chatdesign.exercises import CheckResult, check_within
 from chatdesign.units import format_bytes, format_count, format_duration
 
 
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _check_non_negative(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_whole(value: int, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return value
-
-
 def segment_bytes(segment_s: float, bitrate_kbps: float) -> float:
     """Bytes in one segment: ``segment_s x bitrate_kbps x 1000 / 8`` (1 s at 1,000 kbps = 125 KB)."""
-    return _check_positive(segment_s, "segment_s") * _check_positive(
-        bitrate_kbps, "bitrate_kbps") * 1000 / 8
+    return check_number(segment_s, "segment_s", positive=True) * check_number(
+        bitrate_kbps, "bitrate_kbps", positive=True) * 1000 / 8
 
 
 @dataclass(frozen=True)
@@ -66,9 +43,9 @@ class RtmpChunking:
     header_bytes: int
 
     def __post_init__(self) -> None:
-        _check_whole(self.chunk_bytes, "chunk_bytes", 1)
-        _check_positive(self.bitrate_kbps, "bitrate_kbps")
-        _check_whole(self.header_bytes, "header_bytes", 0)
+        check_whole(self.chunk_bytes, "chunk_bytes", minimum=1)
+        check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
+        check_whole(self.header_bytes, "header_bytes", minimum=0)
 
     @property
     def chunk_ms(self) -> float:
@@ -135,11 +112,11 @@ class LatencyBudget:
     player_buffer_s: float
 
     def __post_init__(self) -> None:
-        _check_positive(self.segment_s, "segment_s")
-        _check_whole(self.buffer_segments, "buffer_segments", 0)
+        check_number(self.segment_s, "segment_s", positive=True)
+        check_whole(self.buffer_segments, "buffer_segments", minimum=0)
         for name in ("capture_encode_s", "rtmp_ingest_s", "segment_wait_s", "cdn_s",
                      "player_buffer_s"):
-            _check_non_negative(getattr(self, name), name)
+            check_number(getattr(self, name), name, minimum=0)
 
     @property
     def total_s(self) -> float:
@@ -181,17 +158,17 @@ def latency_budget(
     about 12.5 s, 6 s segments about 24.5 s. Raises ``ValueError`` on a non-positive segment
     length or bit rate, a negative stage or a negative buffer.
     """
-    segment = _check_positive(segment_s, "segment_s")
+    segment = check_number(segment_s, "segment_s", positive=True)
     chunk = rtmp_chunking(chunk_bytes, bitrate_kbps)
-    ingest = _check_non_negative(upload_one_way_s, "upload_one_way_s") + chunk.chunk_ms / 1000
-    _check_whole(buffer_segments, "buffer_segments", 0)
+    ingest = check_number(upload_one_way_s, "upload_one_way_s", minimum=0) + chunk.chunk_ms / 1000
+    check_whole(buffer_segments, "buffer_segments", minimum=0)
     return LatencyBudget(
         segment_s=segment,
         buffer_segments=buffer_segments,
-        capture_encode_s=_check_non_negative(capture_encode_s, "capture_encode_s"),
+        capture_encode_s=check_number(capture_encode_s, "capture_encode_s", minimum=0),
         rtmp_ingest_s=ingest,
         segment_wait_s=segment,
-        cdn_s=_check_non_negative(cdn_s, "cdn_s"),
+        cdn_s=check_number(cdn_s, "cdn_s", minimum=0),
         player_buffer_s=buffer_segments * segment,
     )
 
@@ -202,7 +179,7 @@ def requests_per_viewer_s(segment_s: float, playlist: bool = True) -> float:
 
     1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33.
     """
-    return (2.0 if playlist else 1.0) / _check_positive(segment_s, "segment_s")
+    return (2.0 if playlist else 1.0) / check_number(segment_s, "segment_s", positive=True)
 
 
 def segment_length_table(
@@ -218,7 +195,7 @@ def segment_length_table(
     """
     if len(segment_lengths_s) == 0:
         raise ValueError("segment_lengths_s must be a non-empty sequence of seconds")
-    _check_whole(viewers, "viewers", 0)
+    check_whole(viewers, "viewers", minimum=0)
     rows = []
     for length in segment_lengths_s:
         budget = latency_budget(length, buffer_segments)

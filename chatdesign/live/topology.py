@@ -28,6 +28,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from chatdesign.checks import check_number, check_whole
+
 Role = Literal["players", "edge_proxy", "edge_cache", "origin_cache", "origin_server"]
 
 ROLES: Final[tuple[Role, ...]] = (
@@ -63,13 +65,6 @@ def pop_name(pop: int) -> str:
     return f"pop-{pop:02d}"
 
 
-def _check_count(value: int, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-
-
 def _long_haul_ms(a: tuple[float, float], b: tuple[float, float]) -> float:
     distance_km = math.hypot(a[0] - b[0], a[1] - b[1])
     return ROUTER_OVERHEAD_MS + distance_km / FIBRE_KM_PER_MS
@@ -100,14 +95,11 @@ def build_topology(
 
     Raises ``ValueError`` when a count is not an integer or below 1, or the exponent is negative.
     """
-    _check_count(pops, "pops", 1)
-    _check_count(proxies_per_pop, "proxies_per_pop", 1)
-    _check_count(origin_caches, "origin_caches", 1)
-    _check_count(seed, "seed", 0)
-    if not (isinstance(zipf_exponent, int | float) and math.isfinite(zipf_exponent)):
-        raise ValueError(f"zipf_exponent must be a finite number, got {zipf_exponent!r}")
-    if zipf_exponent < 0:
-        raise ValueError(f"zipf_exponent must not be negative, got {zipf_exponent!r}")
+    check_whole(pops, "pops", minimum=1)
+    check_whole(proxies_per_pop, "proxies_per_pop", minimum=1)
+    check_whole(origin_caches, "origin_caches", minimum=1)
+    check_whole(seed, "seed", minimum=0)
+    check_number(zipf_exponent, "zipf_exponent", minimum=0)
     rng = np.random.default_rng(seed)
     pop_xy = rng.uniform((0, 0), (MAP_WIDTH_KM, MAP_HEIGHT_KM), size=(pops, 2))
     origin_xy = rng.uniform((0, 0), (MAP_WIDTH_KM, MAP_HEIGHT_KM), size=(origin_caches, 2))

@@ -78,9 +78,9 @@ def test_delays_for_another_topology_are_refused() -> None:
     [
         ({"viewers": -5}, "viewers must be at least 1"),
         ({"viewers": 0}, "viewers must be at least 1"),
-        ({"viewers": 10.5}, "viewers must be an integer"),
+        ({"viewers": 10.5}, "viewers must be a whole number"),
         ({"duration_s": 0}, "duration_s must be positive"),
-        ({"duration_s": float("inf")}, "duration_s must be finite"),
+        ({"duration_s": float("inf")}, "duration_s must be a finite number"),
         ({"segment_s": 0}, "segment_s must be positive"),
         ({"segment_s": 0.05, "herd_window_s": 0.01}, "segment_s must be at least 0.1"),
         ({"duration_s": 0.5}, "must hold at least one segment"),

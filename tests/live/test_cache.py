@@ -82,8 +82,8 @@ def test_repr_is_readable() -> None:
     [
         ({"capacity": 0}, "capacity must be at least 1"),
         ({"capacity": -2}, "capacity must be at least 1"),
-        ({"capacity": 2.0}, "capacity must be an integer"),
-        ({"capacity": True}, "capacity must be an integer"),
+        ({"capacity": 2.0}, "capacity must be a whole number"),
+        ({"capacity": True}, "capacity must be a whole number"),
         ({"capacity": 2, "coalescing": "yes"}, "coalescing must be True or False"),
     ],
 )

@@ -83,7 +83,7 @@ def test_same_seed_same_graph_and_different_seed_differs() -> None:
     [
         ({"pops": 0}, "pops must be at least 1"),
         ({"pops": -3}, "pops must be at least 1"),
-        ({"pops": 2.5}, "pops must be an integer"),
+        ({"pops": 2.5}, "pops must be a whole number"),
         ({"proxies_per_pop": 0}, "proxies_per_pop"),
         ({"origin_caches": 0}, "origin_caches"),
         ({"seed": -1}, "seed"),

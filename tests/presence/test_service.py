@@ -317,7 +317,7 @@ def test_clock_going_backwards_is_refused(store_kit: StoreKit) -> None:
 
 def test_other_bad_questions(store_kit: StoreKit) -> None:
     service = make(store_kit)
-    with pytest.raises(PresenceError, match="limit must not be negative"):
+    with pytest.raises(PresenceError, match="limit must be at least 0"):
         service.initial_statuses("alice", -1)
     with pytest.raises(PresenceError, match="not a single string"):
         service.statuses("alice", "bob")
