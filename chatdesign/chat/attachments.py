@@ -23,6 +23,7 @@ from typing import Final
 
 from chatdesign.chat.core import validate_text
 from chatdesign.chat.errors import InvalidRequest, NotFound
+from chatdesign.checks import check_whole
 
 DEFAULT_MAX_ATTACHMENT_BYTES: Final = 25_000_000
 """25 MB, decimal (the usual messenger limit for documents)."""
@@ -68,8 +69,7 @@ class AttachmentInfo:
     def __post_init__(self) -> None:
         if len(self.attachment_id) != 64:
             raise ValueError("attachment_id is a sha256 hex digest (64 characters)")
-        if self.size_bytes < 0:
-            raise ValueError(f"size_bytes must be >= 0, got {self.size_bytes}")
+        check_whole(self.size_bytes, "size_bytes")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Final, Literal
 import pandas as pd
 
 from chatdesign.chat.errors import Forbidden, IdempotencyConflict, InvalidRequest
+from chatdesign.checks import check_number, check_whole
 
 MAX_CONTENT_CHARS: Final = 100_000
 """Longest message text, in characters (code points)."""
@@ -101,11 +102,7 @@ class SnowflakeGenerator:
     """
 
     def __init__(self, worker_id: int = 0, last_id: int | None = None) -> None:
-        if isinstance(worker_id, bool) or not isinstance(worker_id, int):
-            raise ValueError(f"worker_id must be an int, got {worker_id!r}")
-        if not 0 <= worker_id <= MAX_WORKER_ID:
-            raise ValueError(f"worker_id must be in 0..{MAX_WORKER_ID}, got {worker_id}")
-        self.worker_id = worker_id
+        self.worker_id = check_whole(worker_id, "worker_id", minimum=0, maximum=MAX_WORKER_ID)
         self._last_ms = SNOWFLAKE_EPOCH_MS - 1
         self._sequence = MAX_SEQUENCE
         if last_id is not None:
@@ -300,12 +297,9 @@ class SyncResult:
 
 
 def require_time(value: float, name: str) -> float:
-    """A finite, non-negative time in seconds, or ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
-    return float(value)
+    """A finite, non-negative time in seconds, or ``ValueError``
+    (:func:`chatdesign.checks.check_number`)."""
+    return check_number(value, name, minimum=0, unit="seconds")
 
 
 def validate_user_id(user_id: object, name: str = "user_id") -> str:
@@ -384,13 +378,20 @@ def validate_title(title: object) -> str:
 
 
 def validate_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    """An ``int`` in ``low..high`` (inclusive), or :class:`InvalidRequest` saying which."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{name} must be a whole number, got {value!r}")
-    if value < low or (high is not None and value > high):
+    """An ``int`` in ``low..high`` (inclusive), or :class:`InvalidRequest` saying which.
+
+    The whole-number rule is :func:`chatdesign.checks.check_whole`'s; this wrapper stays because
+    the chat API raises :class:`InvalidRequest` (not a ``ValueError``) and words a range the way
+    its clients and protocol docs do, ``1..100`` or ``>= 0``.
+    """
+    try:
+        number = check_whole(value, name, minimum=None)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
+    if number < low or (high is not None and number > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise InvalidRequest(f"{name} must be {bound}, got {value}")
-    return value
+        raise InvalidRequest(f"{name} must be {bound}, got {number}")
+    return number
 
 
 # --- conversations ----------------------------------------------------------------------------

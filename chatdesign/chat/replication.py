@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from chatdesign.checks import check_fraction, check_number, check_whole
+
 ConsistencyMode = Literal["CP", "AP"]
 
 
@@ -50,9 +52,7 @@ class PartitionScenario:
     def __post_init__(self) -> None:
         for name in ("n_replicas", "minority_size", "steps", "partition_start",
                      "partition_end", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            check_whole(getattr(self, name), name, minimum=None)
         if self.n_replicas < 2:
             raise ValueError(f"n_replicas must be >= 2, got {self.n_replicas}")
         if not 1 <= self.minority_size <= self.n_replicas // 2:
@@ -62,12 +62,10 @@ class PartitionScenario:
             )
         if not 0 <= self.partition_start <= self.partition_end <= self.steps:
             raise ValueError("need 0 <= partition_start <= partition_end <= steps")
-        if not self.writes_per_step > 0:
-            raise ValueError(f"writes_per_step must be positive, got {self.writes_per_step!r}")
-        if not 0 <= self.lost_ack_probability < 1:
-            raise ValueError("lost_ack_probability must be in [0, 1)")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_number(self.writes_per_step, "writes_per_step", positive=True)
+        if check_fraction(self.lost_ack_probability, "lost_ack_probability") == 1:
+            raise ValueError("lost_ack_probability must be below 1: with every ack lost nothing is acknowledged")
+        check_whole(self.seed, "seed")
 
     @property
     def partition_fraction(self) -> float:
@@ -249,6 +247,5 @@ def expected_cp_availability(n_replicas: int, minority_size: int, partition_frac
     ``1 - minority_size / n_replicas x partition_fraction``."""
     if not 1 <= minority_size <= n_replicas // 2:
         raise ValueError("minority_size must be 1..n_replicas // 2")
-    if not 0 <= partition_fraction <= 1:
-        raise ValueError("partition_fraction must be in [0, 1]")
+    check_fraction(partition_fraction, "partition_fraction")
     return 1 - minority_size / n_replicas * partition_fraction

@@ -19,13 +19,13 @@ Taught in ``notebooks/04_storage.ipynb``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import pandas as pd
 
+from chatdesign.checks import check_number, check_whole
 from chatdesign.units import SECONDS_PER_DAY
 
 RetentionAction = Literal["keep", "delete", "archive"]
@@ -50,8 +50,7 @@ class KeepLastN:
     action: ClassVar[RetentionAction] = "delete"
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"n must be a whole number >= 1, got {self.n!r}")
+        check_whole(self.n, "n", minimum=1)
 
     def describe(self) -> str:
         """A short label for tables and plots."""
@@ -80,13 +79,6 @@ class ClientOnly:
         return min(delivered_seqs)
 
 
-def _check_days(days: float) -> None:
-    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days):
-        raise ValueError(f"days must be a finite number, got {days!r}")
-    if days < 0:
-        raise ValueError(f"days must not be negative, got {days!r}")
-
-
 @dataclass(frozen=True)
 class ArchiveAfterDays:
     """Messages older than ``days`` (whole or fractional days) move to the cold store."""
@@ -95,7 +87,7 @@ class ArchiveAfterDays:
     action: ClassVar[RetentionAction] = "archive"
 
     def __post_init__(self) -> None:
-        _check_days(self.days)
+        check_number(self.days, "days", minimum=0)
 
     def describe(self) -> str:
         """A short label for tables and plots."""
@@ -114,7 +106,7 @@ class DeleteAfterDays:
     action: ClassVar[RetentionAction] = "delete"
 
     def __post_init__(self) -> None:
-        _check_days(self.days)
+        check_number(self.days, "days", minimum=0)
 
     def describe(self) -> str:
         """A short label for tables and plots."""

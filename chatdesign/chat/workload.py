@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from chatdesign.chat.server import ChatServer
+from chatdesign.checks import check_fraction, check_number, check_whole
 from chatdesign.clock import ManualClock
 from chatdesign.units import SECONDS_PER_DAY
 
@@ -58,9 +59,7 @@ class ChatWorkload:
     def __post_init__(self) -> None:
         for name in ("users", "direct_conversations", "groups", "group_size", "days",
                      "second_device_sync_days", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            check_whole(getattr(self, name), name)
         if self.users < 2:
             raise ValueError(f"users must be >= 2, got {self.users}")
         if self.direct_conversations > self.users * (self.users - 1) // 2:
@@ -69,10 +68,9 @@ class ChatWorkload:
             raise ValueError(f"group_size must be 2..users, got {self.group_size}")
         if self.days < 1 or self.second_device_sync_days < 1:
             raise ValueError("days and second_device_sync_days must be >= 1")
-        if not self.messages_per_conversation_per_day > 0 or not self.mean_words >= 1:
-            raise ValueError("messages_per_conversation_per_day must be > 0 and mean_words >= 1")
-        if not 0 <= self.second_device_fraction <= 1:
-            raise ValueError("second_device_fraction must be in [0, 1]")
+        check_number(self.messages_per_conversation_per_day, "messages_per_conversation_per_day", positive=True)
+        check_number(self.mean_words, "mean_words", minimum=1)
+        check_fraction(self.second_device_fraction, "second_device_fraction")
 
 
 @dataclass(frozen=True)
