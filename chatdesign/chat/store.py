@@ -15,6 +15,11 @@ what, which seq comes next, which messages a policy removes) is decided in
   index is written on every send. Time order equals seq order inside a conversation, so "the
   last message at or before T" is a short backwards walk of the same key; retention's scans
   by age and the largest id at start-up read the table once.
+- A send writes as few pages as it can, since each page is another WAL frame to fsync at
+  commit: the message, its idempotency key and the conversation's row (its seq counter). A
+  1:1 conversation keeps both members' receipts in that same row, so the sender's receipt
+  costs no page of its own; group receipts are rows of ``receipts``. A file written before
+  the 1:1 receipt columns existed is upgraded when opened (its old receipt rows still count).
 - The cold store (archive) is a second database, attached as ``cold``: the file
   ``<path>.cold`` (or a second in-memory database). Archived messages are packed into
   zlib-compressed buckets of up to :data:`COLD_BUCKET_MESSAGES` consecutive messages of one
@@ -131,7 +136,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     conversation_id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL,
     creator_id TEXT NOT NULL, created_at REAL NOT NULL,
     last_seq INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL,
-    deleted_through_seq INTEGER NOT NULL DEFAULT 0, deleted_through_at REAL
+    deleted_through_seq INTEGER NOT NULL DEFAULT 0, deleted_through_at REAL,
+    creator_seen_seq INTEGER NOT NULL DEFAULT 0, other_seen_seq INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS direct_pairs (
     user_low TEXT NOT NULL, user_high TEXT NOT NULL, conversation_id TEXT NOT NULL,
@@ -192,6 +198,12 @@ _MESSAGE_COLUMNS: Final = (
     "attachments"
 )
 
+
+_DIRECT_RECEIPT_COLUMNS: Final = ("creator_seen_seq", "other_seen_seq")
+"""The two receipts of a 1:1 conversation live in its ``conversations`` row (its creator's and
+the other member's), so a 1:1 send, which updates that row anyway, writes no receipts page.
+Group receipts are rows of ``receipts``. Files from before these columns may still hold 1:1
+receipts in ``receipts``: receipts only move forward, so reads take the larger of the two."""
 
 _INSERT_MESSAGE: Final = (
     f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -280,7 +292,24 @@ class SQLiteStore:
         for schema in ("main", "cold"):
             self._connection.execute(f"PRAGMA {schema}.synchronous={synchronous}")
         self._transaction = _Transaction(self._connection)
-        self._connection.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        self._connection.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}")  # left open for:
+        try:
+            self._upgrade()
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    def _upgrade(self) -> None:
+        """Bring a database file written by an earlier version up to the current schema (in
+        the schema's transaction, so two processes opening one old file cannot both do it)."""
+        columns = {str(r[1]) for r in self._connection.execute(
+            "PRAGMA main.table_info(conversations)")}
+        for name in _DIRECT_RECEIPT_COLUMNS:
+            if name not in columns:
+                self._connection.execute(
+                    f"ALTER TABLE conversations ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0"
+                )
 
     def __repr__(self) -> str:
         where = "memory" if self.path is None else self.path.name
@@ -611,26 +640,42 @@ class SQLiteStore:
 
     def get_seen(self, conversation_id: str, user_id: str) -> int:
         """The user's "seen up to" seq in the conversation (0: nothing seen)."""
-        row = self._one(
-            "SELECT seen_seq FROM receipts WHERE conversation_id = ? AND user_id = ?",
-            (conversation_id, user_id),
-        )
-        return 0 if row is None else int(row[0])  # type: ignore[call-overload]
+        row: tuple[int] = self._connection.execute(
+            "SELECT max(coalesce((SELECT seen_seq FROM receipts WHERE conversation_id = :c "
+            "AND user_id = :u), 0), coalesce((SELECT CASE WHEN creator_id = :u "
+            "THEN creator_seen_seq ELSE other_seen_seq END FROM conversations "
+            "WHERE conversation_id = :c AND kind = 'direct' AND EXISTS (SELECT 1 FROM members "
+            "WHERE conversation_id = :c AND user_id = :u)), 0))",
+            {"c": conversation_id, "u": user_id},
+        ).fetchone()
+        return int(row[0])
 
     def set_seen(self, conversation_id: str, user_id: str, seq: int) -> None:
-        """Store the receipt (the caller made sure it only moves forward)."""
-        self._connection.execute(
-            "INSERT INTO receipts VALUES (?, ?, ?) ON CONFLICT (conversation_id, user_id) "
-            "DO UPDATE SET seen_seq = excluded.seen_seq",
-            (conversation_id, user_id, seq),
-        )
+        """Store the receipt (the caller made sure it only moves forward): a member's of a 1:1
+        in the conversation's row, any other in ``receipts``."""
+        params = (seq, conversation_id, user_id)
+        if not self._connection.execute(
+            "UPDATE conversations SET "
+            "creator_seen_seq = CASE WHEN creator_id = ?3 THEN ?1 ELSE creator_seen_seq END, "
+            "other_seen_seq = CASE WHEN creator_id = ?3 THEN other_seen_seq ELSE ?1 END "
+            "WHERE conversation_id = ?2 AND kind = 'direct' AND EXISTS (SELECT 1 FROM members "
+            "WHERE conversation_id = ?2 AND user_id = ?3)",
+            params,
+        ).rowcount:
+            self._connection.execute(
+                "INSERT INTO receipts VALUES (?2, ?3, ?1) ON CONFLICT (conversation_id, user_id) "
+                "DO UPDATE SET seen_seq = excluded.seen_seq",
+                params,
+            )
 
     def seen_by(self, conversation_id: str, seq: int) -> tuple[str, ...]:
         """Current members whose receipt covers ``seq``, by user id."""
         rows = self._connection.execute(
-            "SELECT r.user_id FROM receipts r JOIN members m ON m.conversation_id = "
-            "r.conversation_id AND m.user_id = r.user_id WHERE r.conversation_id = ? "
-            "AND r.seen_seq >= ? ORDER BY r.user_id",
+            "SELECT m.user_id FROM members m JOIN conversations c ON c.conversation_id = "
+            "m.conversation_id LEFT JOIN receipts r ON r.conversation_id = m.conversation_id "
+            "AND r.user_id = m.user_id WHERE m.conversation_id = ? AND max(coalesce("
+            "r.seen_seq, 0), CASE WHEN c.kind <> 'direct' THEN 0 WHEN c.creator_id = m.user_id "
+            "THEN c.creator_seen_seq ELSE c.other_seen_seq END) >= ? ORDER BY m.user_id",
             (conversation_id, seq),
         ).fetchall()
         return tuple(str(r[0]) for r in rows)

@@ -365,6 +365,28 @@ def test_unread_count_follows_receipts(server: ChatServer, clock: ManualClock) -
     assert server.fetch_conversations("alice", 0, 1).items[0].unread_count == 0
 
 
+def test_direct_receipts_both_ways_and_after_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    with ChatServer(path, clock=ManualClock(1_750_000_000.0)) as chat:
+        for user in ("alice", "bob"):
+            chat.register_user(user)
+        direct = chat.send_message("alice", "bob", "one", "a1").conversation_id
+        chat.send_message("alice", "bob", "two", "a2")
+        assert chat.seen_by(direct, 2) == ("alice",)
+        assert chat.fetch_conversations("bob", 0, 1).items[0].unread_count == 2
+        assert chat.mark_seen("bob", direct, 1) == 1
+        assert chat.mark_seen("bob", direct, 1) == 1  # never backwards, nothing to write
+        chat.send_message("bob", "alice", "three", "b1")  # bob has now seen 3
+        assert chat.seen_by(direct, 3) == ("bob",)
+        assert chat.seen_by(direct, 2) == ("alice", "bob")
+    with ChatServer(path, clock=ManualClock(1_750_000_100.0)) as chat:
+        assert chat.seen_by(direct, 2) == ("alice", "bob")
+        assert chat.fetch_conversations("alice", 0, 1).items[0].unread_count == 1
+        assert chat.fetch_conversations("bob", 0, 1).items[0].unread_count == 0
+        assert chat.mark_seen("alice", direct, 3) == 3
+        assert chat.seen_by(direct, 3) == ("alice", "bob")
+
+
 def test_fetch_conversations_errors(server: ChatServer, clock: ManualClock) -> None:
     with pytest.raises(InvalidRequest, match=r"page_size must be 1\.\.100"):
         server.fetch_conversations("alice", 0, 101)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from chatdesign.chat import Message, SQLiteStore
 from chatdesign.chat.core import Conversation, history_window
-from chatdesign.chat.store import COLD_BUCKET_MESSAGES
+from chatdesign.chat.store import _SCHEMA, COLD_BUCKET_MESSAGES
 
 
 def _store_with_messages(store: SQLiteStore, count: int) -> None:
@@ -174,3 +175,74 @@ def test_an_interrupted_archive_is_read_once_and_repaired() -> None:
         assert store.archive_through("d:1", 6) == 6
     assert store.message_counts() == (4, 6)
     assert [m.cold for m in store.messages("d:1", history_window(None, 0, 100))] == [True] * 6 + [False] * 4
+
+
+def _old_file(path: Path) -> None:
+    """A database file as written before 1:1 receipts moved into ``conversations``: no
+    receipt columns there, both 1:1 receipts as rows of ``receipts``."""
+    new_columns = (
+        ",\n    creator_seen_seq INTEGER NOT NULL DEFAULT 0, other_seen_seq INTEGER NOT NULL "
+        "DEFAULT 0\n"
+    )
+    assert new_columns in _SCHEMA
+    connection = sqlite3.connect(str(path), isolation_level=None)
+    connection.execute("ATTACH DATABASE ? AS cold", (f"{path}.cold",))
+    connection.executescript(_SCHEMA.replace(new_columns, "\n"))
+    connection.executescript(
+        "INSERT INTO users VALUES ('alice', 'alice', 0), ('bob', 'bob', 0);"
+        "INSERT INTO conversations (conversation_id, kind, title, creator_id, created_at, "
+        "last_seq, updated_at) VALUES ('d:1', 'direct', 'alice & bob', 'alice', 0, 3, 3);"
+        "INSERT INTO members VALUES ('d:1', 'alice', 0), ('d:1', 'bob', 0);"
+        "INSERT INTO direct_pairs VALUES ('alice', 'bob', 'd:1');"
+        "INSERT INTO receipts VALUES ('d:1', 'alice', 3), ('d:1', 'bob', 1);"
+    )
+    connection.close()
+
+
+def test_a_file_from_before_the_direct_receipt_columns_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_file(path)
+    store = SQLiteStore(path)
+    columns = [r[1] for r in store._connection.execute("PRAGMA table_info(conversations)")]
+    assert columns[-2:] == ["creator_seen_seq", "other_seen_seq"]
+    assert (store.get_seen("d:1", "alice"), store.get_seen("d:1", "bob")) == (3, 1)
+    assert store.seen_by("d:1", 2) == ("alice",)
+    with store.transaction():
+        store.set_seen("d:1", "bob", 3)  # written to the row; the old receipt row stays behind
+    assert (store.get_seen("d:1", "alice"), store.get_seen("d:1", "bob")) == (3, 3)
+    assert store.seen_by("d:1", 3) == ("alice", "bob")
+    store.close()
+    again = SQLiteStore(path)  # upgraded once: opening it again changes nothing
+    assert (again.get_seen("d:1", "alice"), again.get_seen("d:1", "bob")) == (3, 3)
+    assert again.seen_by("d:1", 3) == ("alice", "bob")
+    again.close()
+
+
+def test_direct_receipts_live_in_the_conversation_row() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 3)
+    with store.transaction():
+        store.add_user("carol", "Carol", 0.0)
+        store.set_seen("d:1", "alice", 3)  # the creator
+        store.set_seen("d:1", "bob", 2)  # the other member
+    assert store._connection.execute("SELECT count(*) FROM receipts").fetchone() == (0,)
+    assert (store.get_seen("d:1", "alice"), store.get_seen("d:1", "bob")) == (3, 2)
+    assert store.seen_by("d:1", 3) == ("alice",) and store.seen_by("d:1", 2) == ("alice", "bob")
+    # the store does not enforce membership, but a stranger's receipt never lands on a member's
+    with store.transaction():
+        store.set_seen("d:1", "carol", 1)
+    assert (store.get_seen("d:1", "alice"), store.get_seen("d:1", "bob")) == (3, 2)
+    assert store.seen_by("d:1", 1) == ("alice", "bob")
+
+
+def test_group_receipts_stay_rows_of_receipts() -> None:
+    store = SQLiteStore()
+    _store_with_messages(store, 1)
+    with store.transaction():
+        store.add_conversation(
+            Conversation("g:2", "group", "team", "alice", 0.0), ("alice", "bob"), None
+        )
+        store.set_seen("g:2", "bob", 4)
+    assert store._connection.execute("SELECT * FROM receipts").fetchall() == [("g:2", "bob", 4)]
+    assert (store.get_seen("g:2", "alice"), store.get_seen("g:2", "bob")) == (0, 4)
+    assert store.seen_by("g:2", 4) == ("bob",)
