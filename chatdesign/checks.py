@@ -12,7 +12,8 @@ and return plain Python ``float``/``int``. They reject ``bool`` (``True`` is not
 ``None``, NaN and infinities. Every error is a ``ValueError`` whose message names the argument
 and shows the value received: ``"segment_s must be positive, got 0"``.
 
-Taught in ``notebooks/01_estimation.ipynb`` (the calculators' rejected inputs).
+Not taught on its own: the notebooks meet these rules through the errors of the calculators,
+models and services that call them (``notebooks/01_estimation.ipynb`` onwards).
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def check_number(
     of_unit = f" of {unit}" if unit else ""
     if not _is_real(value):
         raise ValueError(f"{name} must be a number{of_unit}, got {_shown(value)}")
-    number = float(value)  # type: ignore[arg-type]  # a numbers.Real converts
+    try:
+        number = float(value)  # type: ignore[arg-type]  # a numbers.Real converts
+    except OverflowError:  # an int (or Fraction) too large for a float
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number{of_unit}, got {_shown(value)}")
     if positive and number <= 0:
@@ -81,7 +85,7 @@ def check_whole(value: object, name: str, *, minimum: int | None = 0, maximum: i
     ``minimum=None`` means no lower bound. Raises ``ValueError`` naming ``name`` and the value.
     """
     if not _is_integral(value):
-        if _is_real(value) and float(value).is_integer():  # type: ignore[arg-type]
+        if isinstance(value, float | np.floating) and float(value).is_integer():
             raise ValueError(f"{name} must be a whole number (an int, not a float), got {_shown(value)}")
         raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
     number: int = int(value)  # type: ignore[call-overload]  # a numbers.Integral converts

@@ -38,6 +38,11 @@ def test_check_number_rejects_nan_and_infinities(value: float) -> None:
         check_number(value, "rate")
 
 
+def test_check_number_rejects_ints_too_large_for_a_float() -> None:
+    with pytest.raises(ValueError, match=r"^n must be a finite number, got 1000"):
+        check_number(10**400, "n")
+
+
 def test_check_number_unit_words_the_type_errors() -> None:
     with pytest.raises(ValueError, match=r"^now_s must be a number of seconds, got 'soon'$"):
         check_number("soon", "now_s", unit="seconds")
