@@ -276,6 +276,12 @@ class ChatServer:
                 raise InvalidRequest(f"user {checked!r} is already registered")
             self.store.add_user(checked, name, now)
 
+    def has_user(self, user_id: str) -> bool:
+        """Whether ``user_id`` is registered; ``InvalidRequest`` if the id is malformed."""
+        checked = validate_user_id(user_id)
+        with self.store.transaction():
+            return self.store.has_user(checked)
+
     def create_group(self, creator_id: str, member_ids: Sequence[str], title: str) -> str:
         """Create a group with the creator and ``member_ids`` (at most ``max_group_size`` in
         all); returns its conversation id (``g:<n>``)."""

@@ -11,6 +11,7 @@ batches -- and pulled on login for the most important friends first.
 - :class:`PresenceState`, :class:`PresenceEvent`, :data:`TRANSITIONS` -- the state table.
 - :class:`TTLStore`, :class:`MemoryTTLStore`, :class:`RedisTTLStore` -- where records live.
 - :func:`heartbeat_times`, :func:`status_timeline` -- a slow network on a timeline.
+- :class:`ChatPresenceChannel` -- batches delivered as messages in the chat stream.
 - :func:`simulate_presence_cost` and friends -- the cost of naive, online-only and tiered +
   batched fan-out for N users (vectorised numpy).
 
@@ -18,6 +19,7 @@ Taught in ``notebooks/05_presence.ipynb``.
 """
 
 from chatdesign.clock import ManualClock
+from chatdesign.presence.chat_channel import PRESENCE_ACCOUNT, ChatPresenceChannel
 from chatdesign.presence.cost import (
     PresenceCostModel,
     PresenceCostResult,
@@ -56,7 +58,9 @@ from chatdesign.presence.timeline import count_flaps, heartbeat_times, status_ti
 
 __all__ = [
     "DEFAULT_TIERS",
+    "PRESENCE_ACCOUNT",
     "TRANSITIONS",
+    "ChatPresenceChannel",
     "ClockWentBackwardsError",
     "FriendsGraph",
     "InitialPull",

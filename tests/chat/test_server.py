@@ -704,3 +704,10 @@ def test_remaining_error_paths_change_nothing(
     with pytest.raises(error, match=match):
         call(server, group)
     assert dump(server) == before
+
+
+def test_has_user(server: ChatServer) -> None:
+    assert server.has_user("alice")
+    assert not server.has_user("nobody")
+    with pytest.raises(InvalidRequest, match="user_id must be"):
+        server.has_user("not valid!")
