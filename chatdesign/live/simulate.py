@@ -243,9 +243,15 @@ class _Segment:
             tally.add_latencies(EDGE, self.base_s[hit_mask])
 
 
-def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
-                        edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
-    """Resolve one segment with single-flight caches; returns F, when it lands at each edge."""
+def _first_misses(
+    seg: _Segment, paths: PathTimes, edge_push_s: np.ndarray, origin_push_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each PoP's first request and what it sets off upstream, shared by both cache kinds.
+
+    Returns per PoP whether its first request missed (arrived before a push) and when it
+    reached the origin cache; per origin cache, its first miss time, whether that went on to
+    the origin server, and when the segment is ready there.
+    """
     first_arrival = _group_min(seg.arrive_s, seg.counts)
     missed = first_arrival < edge_push_s
     upstream = first_arrival + paths.edge_origin_s
@@ -255,6 +261,13 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     ready = np.where(origin_missed,
                      np.minimum(origin_push_s, origin_first + paths.origin_server_rtt_s),
                      origin_push_s)
+    return missed, upstream, origin_first, origin_missed, ready
+
+
+def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
+                        edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
+    """Resolve one segment with single-flight caches; returns F, when it lands at each edge."""
+    missed, upstream, origin_first, origin_missed, ready = _first_misses(seg, paths, edge_push_s, origin_push_s)
     answered = np.maximum(upstream, ready[paths.origin_of_pop]) + paths.edge_origin_s
     landed = np.where(missed, np.minimum(edge_push_s, answered), edge_push_s)
 
@@ -293,15 +306,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
 def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
                          edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
     """Resolve one segment with plain caches: every request before the fill is its own miss."""
-    first_arrival = _group_min(seg.arrive_s, seg.counts)
-    missed = first_arrival < edge_push_s
-    first_upstream = first_arrival + paths.edge_origin_s
-    origin_first = np.full(len(origin_push_s), np.inf)
-    np.minimum.at(origin_first, paths.origin_of_pop[missed], first_upstream[missed])
-    origin_missed = origin_first < origin_push_s
-    ready = np.where(origin_missed,
-                     np.minimum(origin_push_s, origin_first + paths.origin_server_rtt_s),
-                     origin_push_s)
+    missed, first_upstream, _, _, ready = _first_misses(seg, paths, edge_push_s, origin_push_s)
 
     def answered_at(pops: np.ndarray, upstream: np.ndarray) -> np.ndarray:
         origin = paths.origin_of_pop[pops]
