@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from chatdesign.presence import ManualClock, MemoryTTLStore, RedisTTLStore, TTLStore
+from chatdesign.services import RedisServer
 
 from .conftest import StoreKit
 
@@ -168,8 +169,8 @@ def test_redis_store_reads_a_key_without_expiry_as_no_ttl(redis_client: redis.Re
 
 
 @pytest.mark.redis
-def test_redis_store_decodes_with_a_decoding_client(redis_server: int) -> None:
-    client = redis.Redis(host="127.0.0.1", port=redis_server, decode_responses=True)
+def test_redis_store_decodes_with_a_decoding_client(redis_server: RedisServer) -> None:
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
     store = RedisTTLStore(client, prefix="decoded:")
     store.set("a", "1", 5)
     assert store.get_many(["a"]) == ["1"]
