@@ -1,8 +1,10 @@
 """Self-checks for the notebooks' exercises.
 
-Each exercise ends with a call such as ``check_within("peak RPS", mine, expected, rel_tol=0.1)``.
-The answer object says whether the reader passed and, when not, *why*: too high or too low and
-by how much, so a wrong estimate teaches something instead of just failing. Exercise-specific
+Each exercise gives the reader an answer cell (``answer = None  # your estimate``) and ends with a
+call such as ``check_within("peak RPS", answer, expected, rel_tol=0.1, hint=...)``. The verdict
+says "not answered yet" (with a hint) for ``None``; for a wrong answer it says *why* -- too high or
+too low, roughly by how much, and the likely mistake -- without printing the expected value, so a
+wrong estimate teaches something and the exercise is still an exercise. Exercise-specific
 checks live next to their topic (e.g. :func:`check_messenger_estimate` here for notebook 01) and
 return the same :class:`CheckResult`.
 """
@@ -63,31 +65,59 @@ def _show(value: float, unit: str) -> str:
     return f"{format_count(value)} {unit}".rstrip()
 
 
-def check_within(name: str, answer: float, expected: float, rel_tol: float = 0.1, unit: str = "") -> CheckResult:
+NOT_ANSWERED = "not answered yet"
+"""The explanation's opening words when the reader's answer cell still holds ``None``."""
+
+
+def not_answered(name: str, hint: str = "") -> CheckResult:
+    """The verdict on an answer cell still left at ``None``: not passed, with a hint to start from."""
+    return CheckResult(name, False, f"{NOT_ANSWERED}. {hint}".strip() if hint else NOT_ANSWERED)
+
+
+def _how_far(ratio: float) -> str:
+    """How far off a wrong answer is, in words coarse enough not to give the answer away."""
+    factor = ratio if ratio >= 1 else 1 / ratio
+    if factor < 1.5:
+        return "a little"
+    if factor < 3:
+        return "by up to a factor of 3"
+    if factor < 30:
+        return "by about an order of magnitude"
+    return "by orders of magnitude"
+
+
+def check_within(
+    name: str, answer: float | None, expected: float, rel_tol: float = 0.1, unit: str = "", hint: str = ""
+) -> CheckResult:
     """Check ``answer`` against ``expected`` within a relative tolerance (0.1 = 10 %).
 
+    ``None`` (the reader has not answered yet) gives "not answered yet" and the ``hint``. A wrong
+    answer is diagnosed -- too high or too low, and roughly by how much -- without printing the
+    expected value, so the reader still has something to work out; ``hint`` names the likely
+    mistake. A right answer shows the value it matched.
     Raises ``ValueError`` if the answer is not a finite number or the tolerance is not positive.
     """
+    if not rel_tol > 0:
+        raise ValueError(f"rel_tol must be positive, got {rel_tol!r}")
+    if answer is None:
+        return not_answered(name, hint)
     if isinstance(answer, bool) or not isinstance(answer, int | float):
         raise ValueError(f"{name}: the answer must be a number, got {answer!r}")
     if not math.isfinite(answer):
         raise ValueError(f"{name}: the answer must be finite, got {answer!r}")
-    if not rel_tol > 0:
-        raise ValueError(f"rel_tol must be positive, got {rel_tol!r}")
     if expected == 0:
         passed = abs(answer) <= rel_tol
-        return CheckResult(name, passed, f"expected {_show(0, unit)}, got {_show(answer, unit)}")
+        why = "right" if passed else f"{_show(answer, unit)} is too {'high' if answer > 0 else 'low'}"
+        return CheckResult(name, passed, f"{why}. {hint}".strip() if not passed and hint else why)
     ratio = answer / expected
-    passed = abs(ratio - 1) <= rel_tol
-    if passed:
-        why = f"{_show(answer, unit)} is within {rel_tol:.0%} of {_show(expected, unit)}"
+    if abs(ratio - 1) <= rel_tol:
+        return CheckResult(name, True, f"{_show(answer, unit)} is within {rel_tol:.0%} of {_show(expected, unit)}")
+    if ratio <= 0:
+        why = f"{_show(answer, unit)} has the wrong sign"
     else:
         direction = "high" if ratio > 1 else "low"
-        why = (
-            f"{_show(answer, unit)} is {ratio:.2g}x the expected {_show(expected, unit)} "
-            f"(too {direction}; allowed ±{rel_tol:.0%})"
-        )
-    return CheckResult(name, passed, why)
+        why = f"{_show(answer, unit)} is too {direction}, {_how_far(ratio)} (allowed ±{rel_tol:.0%})"
+    return CheckResult(name, False, f"{why}. {hint}" if hint else why)
 
 
 @dataclass(frozen=True)
@@ -133,8 +163,8 @@ class MessengerScenario:
 
 
 def check_messenger_estimate(
-    peak_delivery_rps: float,
-    total_storage_bytes: float,
+    peak_delivery_rps: float | None,
+    total_storage_bytes: float | None,
     scenario: MessengerScenario | None = None,
     rel_tol: float = 0.25,
 ) -> CheckReport:
@@ -146,9 +176,13 @@ def check_messenger_estimate(
     chosen = scenario or MessengerScenario()
     return CheckReport(
         (
-            check_within("peak delivery rate", peak_delivery_rps, chosen.expected_peak_delivery_rps(), rel_tol, "rps"),
             check_within(
-                "storage after retention", total_storage_bytes, chosen.expected_total_storage_bytes(), rel_tol, "bytes"
+                "peak delivery rate", peak_delivery_rps, chosen.expected_peak_delivery_rps(), rel_tol, "rps",
+                hint="every message is delivered to each receiver, and the peak is a multiple of the average",
+            ),
+            check_within(
+                "storage after retention", total_storage_bytes, chosen.expected_total_storage_bytes(), rel_tol, "bytes",
+                hint="count images as well as text, keep them for the whole retention, and store every replica",
             ),
         )
     )

@@ -11,14 +11,27 @@ def test_check_within_accepts_and_explains() -> None:
     assert "within 10%" in str(result)
 
 
-def test_check_within_says_too_high_or_low() -> None:
-    high = check_within("peak", 300, 100, rel_tol=0.1, unit="rps")
+def test_check_within_says_too_high_or_low_without_the_answer() -> None:
+    high = check_within("peak", 300, 100, rel_tol=0.1, unit="rps", hint="did you count receivers twice?")
     low = check_within("storage", 1e12, 1e15, unit="bytes")
-    assert not high and "too high" in high.explanation and "3x" in high.explanation
-    assert not low and "too low" in low.explanation and "1 TB" in low.explanation
+    assert not high and "too high" in high.explanation and "factor of 3" not in high.explanation
+    assert "order of magnitude" in high.explanation and "receivers twice" in high.explanation
+    assert not low and "too low" in low.explanation and "orders of magnitude" in low.explanation
+    assert "100" not in high.explanation and "1 PB" not in low.explanation
 
 
-@pytest.mark.parametrize("bad", ["100", None, float("nan")])
+def test_check_within_not_answered_gives_the_hint() -> None:
+    result = check_within("peak", None, 100, hint="start from messages per day")
+    assert not result.passed
+    assert str(result) == "✗ peak: not answered yet. start from messages per day"
+
+
+def test_check_within_wrong_sign_and_zero() -> None:
+    assert "wrong sign" in check_within("x", -5, 5).explanation
+    assert not check_within("x", 3, 0) and check_within("x", 0, 0)
+
+
+@pytest.mark.parametrize("bad", ["100", float("nan")])
 def test_check_within_rejects_non_numbers(bad: object) -> None:
     with pytest.raises(ValueError, match="answer must be"):
         check_within("x", bad, 1)  # type: ignore[arg-type]
