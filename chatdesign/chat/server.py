@@ -69,7 +69,7 @@ from chatdesign.chat.core import (
     validate_title,
     validate_user_id,
 )
-from chatdesign.chat.errors import Forbidden, InvalidRequest, NotFound
+from chatdesign.chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
 from chatdesign.chat.retention import (
     RETENTION_POLICY_TYPES,
     ArchiveAfterDays,
@@ -160,6 +160,20 @@ class LocalFanout:
         for user_id in user_ids:
             for session in self._sessions.get(user_id, []):
                 session.queue.append(message)
+
+
+SendRequest = tuple[str, str, str, str, tuple[str, ...]]
+"""One send of a batch: ``(sender_id, recipient_id, content, client_message_id, attachments)``."""
+
+
+class _CollectingFanout:
+    """Holds what a batch publishes until the batch has committed."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[Sequence[str], Message]] = []
+
+    def publish(self, user_ids: Sequence[str], message: Message) -> None:
+        self.published.append((user_ids, message))
 
 
 class ChatServer:
@@ -410,6 +424,34 @@ class ChatServer:
         self.fanout.publish(recipients, message)
         return message
 
+    def send_batch(self, sends: Sequence[SendRequest]) -> list[Message | ChatError]:
+        """Group commit: every send of ``sends`` in one transaction (one fsync), each as if by
+        :meth:`send_message` -- same idempotency and ``seq`` rules -- in its own savepoint, so
+        a refused send (its :class:`ChatError` is returned in its place) leaves the others
+        alone. Messages are published only after the batch has committed; if the commit
+        fails, the error propagates and nothing of the batch is stored or published.
+
+        Taught in ``notebooks/06_connections.ipynb``; used by :mod:`chatdesign.chat.ws`.
+        """
+        collected = _CollectingFanout()
+        fanout, self.fanout = self.fanout, collected
+        results: list[Message | ChatError] = []
+        try:
+            with self.store.transaction():
+                for send in sends:
+                    try:
+                        results.append(self.send_message(*send))
+                    except ChatError as error:
+                        results.append(error)
+        except BaseException:
+            self._direct_cache.clear()  # it may name a conversation the rollback removed
+            raise
+        finally:
+            self.fanout = fanout
+        for user_ids, message in collected.published:
+            self.fanout.publish(user_ids, message)
+        return results
+
     def _conversation_to_send_to(
         self, sender: str, recipient_id: str, now: float,
         created: list[tuple[tuple[str, str], str]],
@@ -510,6 +552,15 @@ class ChatServer:
             if updated != current:
                 self.store.set_seen(cid, user, updated)
         return updated
+
+    def seen_positions(self, user_id: str, conversation_id: str) -> dict[str, int]:
+        """``{member_id: seen seq}`` for every current member of a conversation ``user_id``
+        belongs to (0: nothing seen yet) -- what a client draws "seen" ticks from."""
+        user = self._require_user(user_id)
+        with self.store.transaction():
+            conversation = self._require_member(user, conversation_id)
+            cid = conversation.conversation_id
+            return {m: self.store.get_seen(cid, m) for m in self.store.member_ids(cid)}
 
     def seen_by(self, conversation_id: str, seq: int) -> tuple[str, ...]:
         """The current members who have seen message ``seq`` (senders have seen their own)."""
