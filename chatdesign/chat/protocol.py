@@ -232,14 +232,24 @@ def _field(frame: Mapping[str, Any], name: str, kind: type | tuple[type, ...], r
     return value
 
 
+def _id_of(data: str | bytes) -> RequestId:
+    """The ``id`` of a frame refused before parsing, if it has a readable one."""
+    try:
+        request_id = json.loads(data).get("id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+
+
 def parse_request(data: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Request:
     """One client frame as a typed request, or a :class:`ProtocolError` (never anything else).
 
     Checks only the frame's shape; the server checks the values (ids, lengths, membership).
     """
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-    if size > max_frame_bytes:
-        raise FrameTooLarge(f"frame of {size} bytes is over the limit of {max_frame_bytes} bytes")
+    if size > max_frame_bytes:  # the transport bounds frames too, so reading the id is bounded
+        raise FrameTooLarge(f"frame of {size} bytes is over the limit of {max_frame_bytes} bytes",
+                            _id_of(data))
     if isinstance(data, bytes):
         raise MalformedFrame("frames are JSON text, not binary")
     try:
