@@ -65,6 +65,7 @@ from chatdesign.chat.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     Authenticate,
     AuthenticationFailed,
+    DeliveryAck,
     Heartbeat,
     Identity,
     PresenceQuery,
@@ -293,6 +294,9 @@ class ChatNetworkServer:
         self._server: Server | None = None
         self._clients: dict[str, set[_Client]] = {}
         self._pending: list[tuple[_Client, Send]] = []
+        self._pending_acks: list[tuple[_Client, DeliveryAck]] = []
+        self._presence_dirty = False
+        self._deferred_beats: dict[tuple[str, str], bool] = {}
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._presence: PresenceService | None = None
@@ -459,8 +463,11 @@ class ChatNetworkServer:
     async def _dispatch(self, client: _Client, request: Any) -> None:
         identity = client.identity
         try:
-            if isinstance(request, Send):
-                self._pending.append((client, request))
+            if isinstance(request, Send | DeliveryAck):  # writes: committed in batches
+                if isinstance(request, Send):
+                    self._pending.append((client, request))
+                else:
+                    self._pending_acks.append((client, request))
                 assert self._wakeup is not None
                 self._wakeup.set()
                 return
@@ -493,12 +500,33 @@ class ChatNetworkServer:
             if self.settings.batch_linger_s > 0 and len(self._pending) < self.settings.batch_max:
                 await asyncio.sleep(self.settings.batch_linger_s)
             await self._commit_once()
-            if not self._pending:
+            await self._commit_acks()
+            if not self._pending and not self._pending_acks:
                 self._wakeup.clear()
 
     async def _commit_pending(self) -> None:
         while self._pending and self._chat is not None:
             await self._commit_once()
+        if self._chat is not None:
+            await self._commit_acks()
+
+    async def _commit_acks(self) -> None:
+        """Delivery acks in one transaction: losing one to a crash only means a repeat."""
+        batch, self._pending_acks = self._pending_acks, []
+        if not batch:
+            return
+        acks = [(c.identity.user_id, c.identity.device_id, r.conversation_id, r.seq) for c, r in batch]
+        try:
+            results = await self.call(lambda chat: chat.ack_deliveries(acks))
+        except Exception as error:
+            log.exception("a batch of %d delivery acks failed", len(batch))
+            for client, request in batch:
+                client.push(error_frame(error, request.request_id))
+            return
+        for (client, request), result in zip(batch, results, strict=True):
+            if isinstance(result, ChatError):
+                self.stats.refused_frames += 1
+                client.push(error_frame(result, request.request_id))
 
     async def _commit_once(self) -> None:
         batch = self._pending[:self.settings.batch_max]
@@ -524,7 +552,7 @@ class ChatNetworkServer:
                 self.stats.refused_frames += 1
                 client.push(error_frame(result, request.request_id))
         if new_conversation:
-            await self._rebuild_presence()
+            self._presence_dirty = True  # new friends: rebuilt at the next presence tick
 
     # --- presence -------------------------------------------------------------------------------
 
@@ -547,9 +575,9 @@ class ChatNetworkServer:
         assert self._presence is not None
         try:
             self._presence.heartbeat(client.identity.user_id, client.identity.device_id, active)
-        except PresenceError:  # a user the graph does not know yet: rebuild, then beat
-            await self._rebuild_presence()
-            self._presence.heartbeat(client.identity.user_id, client.identity.device_id, active)
+        except PresenceError:  # a user the graph does not know yet: beat after the next rebuild
+            self._deferred_beats[(client.identity.user_id, client.identity.device_id)] = active
+            self._presence_dirty = True
 
     def _presence_frame(self, identity: Identity, request: PresenceQuery) -> dict[str, Any]:
         assert self._presence is not None
@@ -567,7 +595,14 @@ class ChatNetworkServer:
     async def _presence_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_flush_s)
+            if self._presence_dirty:  # at most one rebuild per tick, however many joined
+                self._presence_dirty = False
+                await self._rebuild_presence()
             assert self._presence is not None
+            beats, self._deferred_beats = self._deferred_beats, {}
+            for (user_id, device_id), active in beats.items():
+                with contextlib.suppress(PresenceError):
+                    self._presence.heartbeat(user_id, device_id, active)
             try:
                 batches = self._presence.flush(self._presence_clock())
             except PresenceError:
