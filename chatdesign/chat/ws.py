@@ -5,9 +5,11 @@ Theory of operation. The transport only moves bytes and owns the policies that n
 queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
 :class:`~chatdesign.chat.server.ChatServer` (rules and storage).
 
-- **One database thread.** The :class:`ChatServer` (SQLite) lives in a single worker thread;
-  the event loop hands it work and awaits the answer, so the loop keeps reading frames while a
-  commit waits for its fsync.
+- **One thread.** The :class:`ChatServer` (SQLite) runs in the event loop's thread, so calls
+  are serialised without locks. A worker thread was tried and measured slower: every SQLite
+  call releases and re-takes the GIL, and with the loop busy each re-take can wait a whole
+  switch interval (5 ms), so a batch of 100 sends took seconds. While a commit blocks the
+  loop for its fsync, frames pile up in the sockets and form the next batch.
 - **Group commit.** Sends from every connection go to one queue. The committer takes up to
   ``batch_max`` of them (waiting at most ``batch_linger_s`` for more once the first arrives),
   commits them in one transaction with one fsync (:meth:`ChatServer.send_batch`) and only then
@@ -35,7 +37,6 @@ Taught in ``notebooks/06_connections.ipynb``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import http
 import ipaddress
@@ -246,15 +247,14 @@ class _HttpConnection(ServerConnection):
 
 
 class _LoopFanout:
-    """:class:`Fanout` for the network server: called in the database thread after a commit,
-    it hands the message to the event loop, which pushes it to the users' connections."""
+    """:class:`Fanout` for the network server: after a commit, push the message to the
+    connections of its users."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[tuple[str, ...], Message], None]):
-        self._loop = loop
-        self._deliver = deliver
+    def __init__(self, server: ChatNetworkServer) -> None:
+        self._server = server
 
     def publish(self, user_ids: Any, message: Message) -> None:
-        self._loop.call_soon_threadsafe(self._deliver, tuple(user_ids), message)
+        self._server._deliver_message(tuple(user_ids), message)
 
 
 @dataclass
@@ -289,7 +289,6 @@ class ChatNetworkServer:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._anchor = (self._clock(), time.monotonic())
         self.stats = ServerStats()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._chat: ChatServer | None = None
         self._server: Server | None = None
         self._clients: dict[str, set[_Client]] = {}
@@ -333,11 +332,11 @@ class ChatNetworkServer:
     # --- the database thread ------------------------------------------------------------------
 
     async def call(self, function: Callable[[ChatServer], T]) -> T:
-        """Run ``function(chat_server)`` in the database thread and return its result."""
-        if self._executor is None or self._chat is None:
+        """Run ``function(chat_server)`` and return its result (in the event loop's thread, so
+        calls are serialised; see the module docstring for why not in a worker thread)."""
+        if self._chat is None:
             raise RuntimeError("the server is not running (start it first)")
-        chat = self._chat
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, chat)
+        return function(self._chat)
 
     async def issue_token(self, user_id: str, device_id: str, ttl_s: float | None = None,
                           display_name: str | None = None) -> str:
@@ -353,15 +352,10 @@ class ChatNetworkServer:
     async def start(self) -> None:
         """Open the database, start the committer and presence tasks, and listen."""
         loop = asyncio.get_running_loop()
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chat-db")
-        fanout = _LoopFanout(loop, self._deliver_message)
         settings = self.settings
-
-        def open_chat() -> ChatServer:
-            return ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=fanout,
-                              synchronous=settings.synchronous,
-                              max_attachment_bytes=settings.max_attachment_bytes)
-        self._chat = await loop.run_in_executor(self._executor, open_chat)
+        self._chat = ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=_LoopFanout(self),
+                                synchronous=settings.synchronous,
+                                max_attachment_bytes=settings.max_attachment_bytes)
         if settings.demo:
             from chatdesign.chat.demo import seed_demo
             await self.call(seed_demo)
@@ -396,11 +390,9 @@ class ChatNetworkServer:
                 await task
         self._tasks = []
         await self._commit_pending()
-        if self._chat is not None and self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._chat.close)
-            self._executor.shutdown(wait=True)
+        if self._chat is not None:
+            self._chat.close()
         self._chat = None
-        self._executor = None
 
     # --- connections --------------------------------------------------------------------------
 
