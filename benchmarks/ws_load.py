@@ -227,13 +227,13 @@ async def idle_connections(url: str, tokens: list[str], pid: int, settle_s: floa
     held: list[ClientConnection] = []
 
     async def one(token: str) -> ClientConnection:
-        ws = await connect(url, proxy=None, compression=None, ping_interval=None, max_queue=4)
+        ws = await connect(url, proxy=None, compression=None, ping_interval=None, max_queue=4, open_timeout=120)
         await ws.send(f'{{"type":"auth","token":"{token}"}}')
         await ws.recv()
         return ws
 
-    for start in range(0, len(tokens), 250):
-        held += await asyncio.gather(*(one(t) for t in tokens[start:start + 250]))
+    for start in range(0, len(tokens), 100):
+        held += await asyncio.gather(*(one(t) for t in tokens[start:start + 100]))
     await asyncio.sleep(settle_s)
     after = rss_bytes(pid)
     for start in range(0, len(held), 500):
@@ -254,10 +254,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--phases", default="123", help="which phases to run, e.g. 3 (123)")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.idle, args.seconds = 200, 2000, 4.0
     clients = args.clients - args.clients % 2
+    seconds = args.seconds
     limit = raise_fd_limit()
     started = time.perf_counter()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
@@ -266,7 +268,7 @@ def main() -> int:
           f"SQLite {sqlite3.sqlite_version}, open-file limit {limit}")
     bench = ServerSettings(sends_per_s=10_000, send_burst=10_000, outgoing_queue_frames=10_000,
                            synchronous="FULL", ping_interval_s=None)
-    print(f"settings: {clients} clients, {args.seconds:g} s per phase, content {CONTENT_CHARS} chars, "
+    print(f"settings: {clients} clients, {seconds:g} s per phase, content {CONTENT_CHARS} chars, "
           f"synchronous=FULL (WAL), server and clients in separate processes on 127.0.0.1")
 
     with tempfile.TemporaryDirectory(prefix="ws-load-") as root:
@@ -274,52 +276,72 @@ def main() -> int:
         authority = prepare(data, max(clients, args.idle // 10))
         tokens = [authority.issue(f"u{i}", "bench") for i in range(clients)]
 
-        echo = Child(_echo_child)
-        echoed, rtts = asyncio.run(echo_load(f"ws://127.0.0.1:{echo.port}/", clients, args.seconds))
-        echo.stop()
-        chat = Child(_chat_child, str(data), bench)
-        url = f"ws://127.0.0.1:{chat.port}/ws"
-        delivered, latencies = asyncio.run(chat_load(url, tokens, args.seconds, None, 1))
-        steady, steady_latencies = asyncio.run(chat_load(url, tokens, args.seconds, 2.0, 2))
-        chat.stop()
-        echo_rate, chat_rate = echoed / args.seconds, delivered / args.seconds
-        print(f"\n1. {clients} concurrent clients, one message in flight each")
-        print(f"   bare websockets echo: {echo_rate:,.0f} frames/s, round trip {percentiles_ms(rtts)}")
-        print(f"   chat server:          {chat_rate:,.0f} delivered messages/s, send->delivery "
-              f"{percentiles_ms(latencies)}")
-        print(f"   ratio chat / echo: {chat_rate / echo_rate:.2f} (goal >= 0.5)")
-        print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
-              f"{steady / args.seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
-              f"(goal p99 < 50 ms)")
-
-        rates = {}
-        senders = tokens[: min(clients, 200)]
-        for phase, (name, settings) in enumerate((("one commit per message", ServerSettings(
-                sends_per_s=10_000, send_burst=10_000, synchronous="FULL", batch_max=1, batch_linger_s=0.0)),
-                ("group commit", ServerSettings(sends_per_s=10_000, send_burst=10_000, synchronous="FULL",
-                                                batch_max=256, batch_linger_s=0.002)))):
-            server = Child(_chat_child, str(data), settings)
-            acked = asyncio.run(durable_sends(f"ws://127.0.0.1:{server.port}/ws", senders, args.seconds, 3 + phase))
-            batches, committed = server.stop()
-            rates[name] = acked / args.seconds
-            print(f"   {name}: {rates[name]:,.0f} acked sends/s ({committed:,} sends in {batches:,} commits, "
-                  f"{committed / max(1, batches):.1f} per fsync)")
-        print(f"\n2. durable sends, {len(senders)} clients, acks after commit, synchronous=FULL on both")
-        print(f"   ratio group commit / one commit per message: "
-              f"{rates['group commit'] / rates['one commit per message']:.1f}x (goal >= 5x)")
-
-        idle_tokens = [authority.issue(f"u{i // 10}", f"d{i % 10}") for i in range(args.idle)]
-        server = Child(_chat_child, str(data), ServerSettings())
-        before, after, held = asyncio.run(idle_connections(f"ws://127.0.0.1:{server.port}/ws", idle_tokens,
-                                                           server.process.pid or 0, 2.0))
-        server.stop()
-        per_connection = (after - before) / held
-        print(f"\n3. {held:,} idle authenticated connections (default settings)")
-        print(f"   server RSS {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB: "
-              f"{per_connection / 1024:.1f} KiB per connection; Xu assumes 10 KB "
-              f"(ratio {per_connection / XU_BYTES_PER_CONNECTION:.1f}x)")
+        if "1" in args.phases:
+            phase_one(data, tokens, clients, seconds, bench)
+        if "2" in args.phases:
+            phase_two(data, tokens, clients, seconds)
+        if "3" in args.phases:
+            phase_three(data, authority, args.idle)
     print(f"\ntotal run time: {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench: ServerSettings) -> None:
+    """Chat server against a bare echo server, then a fixed offered load."""
+
+    echo = Child(_echo_child)
+    echoed, rtts = asyncio.run(echo_load(f"ws://127.0.0.1:{echo.port}/", clients, seconds))
+    echo.stop()
+    chat = Child(_chat_child, str(data), bench)
+    url = f"ws://127.0.0.1:{chat.port}/ws"
+    delivered, latencies = asyncio.run(chat_load(url, tokens, seconds, None, 1))
+    steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2))
+    chat.stop()
+    echo_rate, chat_rate = echoed / seconds, delivered / seconds
+    print(f"\n1. {clients} concurrent clients, one message in flight each")
+    print(f"   bare websockets echo: {echo_rate:,.0f} frames/s, round trip {percentiles_ms(rtts)}")
+    print(f"   chat server:          {chat_rate:,.0f} delivered messages/s, send->delivery "
+          f"{percentiles_ms(latencies)}")
+    print(f"   ratio chat / echo: {chat_rate / echo_rate:.2f} (goal >= 0.5)")
+    print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
+          f"{steady / seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
+          f"(goal p99 < 50 ms)")
+
+
+
+def phase_two(data: Path, tokens: list[str], clients: int, seconds: float) -> None:
+    """Group commit against one commit per message."""
+
+    rates = {}
+    senders = tokens[: min(clients, 200)]
+    for phase, (name, settings) in enumerate((("one commit per message", ServerSettings(
+            sends_per_s=10_000, send_burst=10_000, synchronous="FULL", batch_max=1, batch_linger_s=0.0)),
+            ("group commit", ServerSettings(sends_per_s=10_000, send_burst=10_000, synchronous="FULL",
+                                            batch_max=256, batch_linger_s=0.002)))):
+        server = Child(_chat_child, str(data), settings)
+        acked = asyncio.run(durable_sends(f"ws://127.0.0.1:{server.port}/ws", senders, seconds, 3 + phase))
+        batches, committed = server.stop()
+        rates[name] = acked / seconds
+        print(f"   {name}: {rates[name]:,.0f} acked sends/s ({committed:,} sends in {batches:,} commits, "
+              f"{committed / max(1, batches):.1f} per fsync)")
+    print(f"\n2. durable sends, {len(senders)} clients, acks after commit, synchronous=FULL on both")
+    print(f"   ratio group commit / one commit per message: "
+          f"{rates['group commit'] / rates['one commit per message']:.1f}x (goal >= 5x)")
+
+
+
+def phase_three(data: Path, authority: TokenAuthority, idle: int) -> None:
+    """Memory per idle connection."""
+    idle_tokens = [authority.issue(f"u{i // 10}", f"d{i % 10}") for i in range(idle)]
+    server = Child(_chat_child, str(data), ServerSettings())
+    before, after, held = asyncio.run(idle_connections(f"ws://127.0.0.1:{server.port}/ws", idle_tokens,
+                                                       server.process.pid or 0, 2.0))
+    server.stop()
+    per_connection = (after - before) / held
+    print(f"\n3. {held:,} idle authenticated connections (default settings)")
+    print(f"   server RSS {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB: "
+          f"{per_connection / 1024:.1f} KiB per connection; Xu assumes 10 KB "
+          f"(ratio {per_connection / XU_BYTES_PER_CONNECTION:.1f}x)")
 
 
 if __name__ == "__main__":

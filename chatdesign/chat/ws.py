@@ -368,7 +368,7 @@ class ChatNetworkServer:
             self._handle, self.host, self._requested_port,
             process_request=self._process_request, create_connection=connection_class,
             max_size=settings.hard_max_frame_bytes, ping_interval=settings.ping_interval_s,
-            ping_timeout=settings.ping_timeout_s, max_queue=16, close_timeout=2,
+            ping_timeout=settings.ping_timeout_s, max_queue=16, close_timeout=2, open_timeout=30,
             server_header="chatdesign",
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
