@@ -16,6 +16,7 @@ Taught in ``notebooks/02_chat_api.ipynb`` and ``notebooks/03_consistency.ipynb``
 from __future__ import annotations
 
 import math
+import sqlite3
 import tempfile
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from chatdesign.chat.attachments import (
 )
 from chatdesign.chat.core import (
     DEFAULT_MAX_GROUP_SIZE,
+    MAX_WORKER_ID,
     Conversation,
     ConversationPage,
     ConversationSummary,
@@ -54,6 +56,7 @@ from chatdesign.chat.core import (
     require_time,
     send_fingerprint,
     sync_start,
+    validate_attachment_id,
     validate_attachment_ids,
     validate_client_message_id,
     validate_content,
@@ -77,6 +80,7 @@ from chatdesign.chat.retention import (
     StorageStats,
 )
 from chatdesign.chat.store import ChatStore, SQLiteStore, Synchronous
+from chatdesign.checks import check_whole
 from chatdesign.clock import Clock
 from chatdesign.units import SECONDS_PER_DAY
 
@@ -178,8 +182,20 @@ class ChatServer:
         fanout: Fanout | None = None,
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
     ) -> None:
+        # Check every argument before creating anything (a file, a directory, a connection).
+        if path is not None and not isinstance(path, str | Path):
+            raise ValueError(f"path must be None (in memory) or a file path, got {path!r}")
+        if data_dir is not None and not isinstance(data_dir, str | Path):
+            raise ValueError(f"data_dir must be None or a directory path, got {data_dir!r}")
         if clock is not None and not callable(clock):
             raise ValueError("clock must be a callable returning seconds")
+        if fanout is not None and not callable(getattr(fanout, "publish", None)):
+            raise ValueError(
+                f"fanout must have a publish(user_ids, message) method (see Fanout), got {fanout!r}"
+            )
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        check_whole(worker_id, "worker_id", minimum=0, maximum=MAX_WORKER_ID)
         for name, value in (("max_group_size", max_group_size),
                             ("max_attachment_bytes", max_attachment_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
@@ -204,12 +220,16 @@ class ChatServer:
             self._temp_dir = tempfile.TemporaryDirectory(prefix="chatdesign-")
             directory = Path(self._temp_dir.name)
         self.files = AttachmentFiles(directory / "attachments")
-        self._ids = SnowflakeGenerator(worker_id, self.store.last_message_id())
+        self._ids = SnowflakeGenerator(worker_id, self.store.largest_issued_id())
         self._latest_s = self.store.latest_activity_time() or 0.0
+        # The latest time handed out as a page's pin. Anything stored may have been, so a
+        # reopened server starts from the latest stored time.
+        self._pinned_s = self._latest_s
         self.local_fanout = LocalFanout()
         self.fanout: Fanout = fanout if fanout is not None else self.local_fanout
         self._known_users: set[str] = set()
         self._direct_cache: dict[tuple[str, str], str] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ChatServer({self.store!r}, max_group_size={self.max_group_size})"
@@ -224,7 +244,16 @@ class ChatServer:
         self.close()
 
     def close(self) -> None:
-        """Close the database and remove a temporary data directory (idempotent)."""
+        """Close the database and remove a temporary data directory (idempotent). The latest
+        time this server used is stored first, so a server reopened with a clock that stepped
+        back neither writes before it nor re-ranks a page pinned at it."""
+        if not self._closed:
+            self._closed = True
+            try:
+                with self.store.transaction():
+                    self.store.remember_time(max(self._latest_s, self._pinned_s))
+            except sqlite3.Error:  # busy or read-only: the stored times remain the floor
+                pass
         self.store.close()
         if self._temp_dir is not None:
             self._temp_dir.cleanup()
@@ -236,6 +265,17 @@ class ChatServer:
         new activity older than old activity."""
         self._latest_s = max(self._latest_s, require_time(self._clock(), "clock()"))
         return self._latest_s
+
+    def _write_time(self) -> float:
+        """The time of a write that can change a conversation list (a message, a new
+        conversation, a membership): :meth:`now`, but strictly after every time already handed
+        out as a page's ``last_updated_timestamp``. Without this, a write at exactly the pinned
+        time (a coarse clock, or one stepped back and clamped) would enter the "as of T" view
+        after its first page was served and re-rank it: a repeat and a skip."""
+        now = self.now()
+        if now <= self._pinned_s:
+            now = self._latest_s = math.nextafter(self._pinned_s, math.inf)
+        return now
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -288,7 +328,7 @@ class ChatServer:
         creator = validate_user_id(creator_id, "creator_id")
         checked_title = validate_title(title)
         members = group_members(creator, member_ids, self.max_group_size)
-        now = self.now()
+        now = self._write_time()
         with self.store.transaction():
             missing = [m for m in members if not self.store.has_user(m)]
             if missing:
@@ -304,7 +344,7 @@ class ChatServer:
         """A current member (``actor_id``) adds ``user_id`` to a group below its size limit."""
         actor = self._require_user(actor_id, "actor_id")
         new_member = self._require_user(user_id)
-        now = self.now()
+        now = self._write_time()
         with self.store.transaction():
             conversation = self._require_conversation(conversation_id)
             cid = conversation.conversation_id
@@ -328,7 +368,7 @@ class ChatServer:
                 conversation, actor, member,
                 self.store.is_member(conversation.conversation_id, member),
             )
-            self.store.remove_member(conversation.conversation_id, member)
+            self.store.remove_member(conversation.conversation_id, member, self._write_time())
 
     def members(self, conversation_id: str) -> tuple[str, ...]:
         """A conversation's current members, in the order they joined."""
@@ -354,13 +394,13 @@ class ChatServer:
         ``seq`` + 1.
         """
         sender = validate_user_id(sender_id, "sender_id")
-        if not isinstance(recipient_id, str):
-            raise InvalidRequest(f"recipient_id must be a user id or conversation id, got {recipient_id!r}")
+        if not is_conversation_id(recipient_id):
+            validate_user_id(recipient_id, "recipient_id (a user id or a conversation id)")
         client_id = validate_client_message_id(client_message_id)
         files = validate_attachment_ids(attachments)
         text = validate_content(content, files)
         fingerprint = send_fingerprint(recipient_id, text, files)
-        now = self.now()
+        now = self._write_time()
         created: list[tuple[tuple[str, str], str]] = []
         with self.store.transaction():
             self._require_registered(sender)
@@ -447,6 +487,7 @@ class ChatServer:
         offset, size, as_of = page_request(
             page_number, page_size, last_updated_timestamp, self.now()
         )
+        self._pinned_s = max(self._pinned_s, as_of)
         rows = self.store.conversations_as_of(user, as_of, offset, size + 1)
         items = []
         for conversation_id, kind, title, seq, updated_at in rows[:size]:
@@ -597,7 +638,7 @@ class ChatServer:
         """An attachment's metadata and bytes, for members of a conversation that has a
         message referencing it."""
         user = self._require_user(user_id)
-        info = self.store.get_attachment(attachment_id) if isinstance(attachment_id, str) else None
+        info = self.store.get_attachment(validate_attachment_id(attachment_id))
         if info is None:
             raise NotFound(f"no attachment {attachment_id!r}")
         if not self.store.can_read_attachment(info.attachment_id, user):
