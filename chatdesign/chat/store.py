@@ -20,6 +20,12 @@ what, which seq comes next, which messages a policy removes) is decided in
   1:1 conversation keeps both members' receipts in that same row, so the sender's receipt
   costs no page of its own; group receipts are rows of ``receipts``. A file written before
   the 1:1 receipt columns existed is upgraded when opened (its old receipt rows still count).
+- Ids and times never go back across a restart: conversation ids come from the same
+  snowflake generator as message ids, so a reopened server continues after the largest of
+  either (:meth:`SQLiteStore.largest_issued_id`), and after the latest time stored anywhere or
+  remembered by the last server at close (``time_floor``). Leaving a group keeps the member's
+  receipt and device positions (a re-join resumes from them) and records the membership's
+  interval in ``departures``, so a conversation list pinned before the leave still ranks it.
 - The cold store (archive) is a second database, attached as ``cold``: the file
   ``<path>.cold`` (or a second in-memory database). Archived messages are packed into
   zlib-compressed buckets of up to :data:`COLD_BUCKET_MESSAGES` consecutive messages of one

@@ -147,12 +147,15 @@ def test_rejoining_keeps_receipts_and_device_positions(server: ChatServer) -> No
     for i in range(3):
         server.send_message("alice", group, f"m{i}", f"k{i}")
     assert server.sync("bob", "phone").message_count == 3
+    assert server.ack_delivery("bob", "phone", group, 3) == 3
     assert server.mark_seen("bob", group, 3) == 3
     server.remove_member("bob", group, "bob")
     server.send_message("alice", group, "while bob was away", "k3")
     server.add_member("alice", group, "bob")
+    assert server.delivered_positions("bob", "phone") == {group: 3}
     again = server.sync("bob", "phone")
     assert [m.seq for m in again.messages_by_conversation[group]] == [4]  # not 1..4
+    assert server.ack_delivery("bob", "phone", group, 1) == 3  # never backwards
     summary = server.fetch_conversations("bob", 0, 10).items[0]
     assert summary.unread_count == 1  # not 4
     assert server.mark_seen("bob", group, 2) == 3  # never backwards
