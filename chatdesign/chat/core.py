@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -307,6 +309,19 @@ class SyncResult:
 
 # --- validation -------------------------------------------------------------------------------
 
+_SHOWN = reprlib.Repr()  # Python 3.11's takes no arguments: set the limits one by one
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 80, 80, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = _SHOWN.maxfrozenset = _SHOWN.maxdeque = 6
+_SHOWN.maxdict = 4
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: ``repr``, but bounded -- a megabyte of text, an
+    integer of a thousand digits or a list nested ten thousand deep (whose plain ``repr``
+    raises ``RecursionError``) comes out as a short line with ``...``."""
+    return _SHOWN.repr(value)
+
+
 
 def require_time(value: float, name: str) -> float:
     """A finite, non-negative time in seconds, or ``ValueError``
@@ -318,7 +333,7 @@ def validate_user_id(user_id: object, name: str = "user_id") -> str:
     """User ids are 1-64 characters of letters, digits, ``_``, ``.`` and ``-``."""
     if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
         raise InvalidRequest(
-            f"{name} must be 1-64 letters, digits, '_', '.' or '-', got {user_id!r}"
+            f"{name} must be 1-64 letters, digits, '_', '.' or '-', got {shown(user_id)}"
         )
     return user_id
 
@@ -383,7 +398,7 @@ def validate_attachment_ids(attachments: object) -> tuple[str, ...]:
 def validate_attachment_id(attachment_id: object) -> str:
     """An attachment id: the 64 lower-case hex digits of a sha256."""
     if not isinstance(attachment_id, str) or not re.fullmatch(r"[0-9a-f]{64}", attachment_id):
-        raise InvalidRequest(f"{attachment_id!r} is not an attachment id (sha256 hex)")
+        raise InvalidRequest(f"{shown(attachment_id)} is not an attachment id (sha256 hex)")
     return attachment_id
 
 
@@ -403,6 +418,8 @@ def validate_int(value: object, name: str, low: int, high: int | None = None) ->
     the chat API raises :class:`InvalidRequest` (not a ``ValueError``) and words a range the way
     its clients and protocol docs do, ``1..100`` or ``>= 0``.
     """
+    if not isinstance(value, numbers.Number):  # check_whole would repr it unbounded
+        raise InvalidRequest(f"{name} must be a whole number, got {shown(value)}")
     try:
         number = check_whole(value, name, minimum=None)
     except ValueError as error:
@@ -578,6 +595,10 @@ def page_request(
     size = validate_int(page_size, "page_size", 1, MAX_PAGE_SIZE)
     if last_updated_timestamp is None:
         as_of = now
+    elif not isinstance(last_updated_timestamp, numbers.Number):
+        raise InvalidRequest(
+            f"last_updated_timestamp must be a number of seconds, got {shown(last_updated_timestamp)}"
+        )
     else:
         try:
             as_of = require_time(last_updated_timestamp, "last_updated_timestamp")  # type: ignore[arg-type]
@@ -635,7 +656,7 @@ def validate_positions(last_seq_by_conversation: object) -> dict[str, int]:
     positions: dict[str, int] = {}
     for conversation_id, seq in last_seq_by_conversation.items():
         if not isinstance(conversation_id, str) or not is_conversation_id(conversation_id):
-            raise InvalidRequest(f"{conversation_id!r} is not a conversation id")
+            raise InvalidRequest(f"{shown(conversation_id)} is not a conversation id")
         positions[conversation_id] = validate_int(seq, f"last seq of {conversation_id}", 0)
     return positions
 

@@ -60,6 +60,7 @@ from chatdesign.chat.core import (
     preview,
     require_time,
     send_fingerprint,
+    shown,
     sync_start,
     validate_attachment_id,
     validate_attachment_ids,
@@ -193,27 +194,27 @@ class ChatServer:
     ) -> None:
         # Check every argument before creating anything (a file, a directory, a connection).
         if path is not None and not isinstance(path, str | Path):
-            raise ValueError(f"path must be None (in memory) or a file path, got {path!r}")
+            raise ValueError(f"path must be None (in memory) or a file path, got {shown(path)}")
         if data_dir is not None and not isinstance(data_dir, str | Path):
-            raise ValueError(f"data_dir must be None or a directory path, got {data_dir!r}")
+            raise ValueError(f"data_dir must be None or a directory path, got {shown(data_dir)}")
         if clock is not None and not callable(clock):
             raise ValueError("clock must be a callable returning seconds")
         if fanout is not None and not callable(getattr(fanout, "publish", None)):
             raise ValueError(
-                f"fanout must have a publish(user_ids, message) method (see Fanout), got {fanout!r}"
+                f"fanout must have a publish(user_ids, message) method (see Fanout), got {shown(fanout)}"
             )
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {shown(synchronous)}")
         check_whole(worker_id, "worker_id", minimum=0, maximum=MAX_WORKER_ID)
         for name, value in (("max_group_size", max_group_size),
                             ("max_attachment_bytes", max_attachment_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be a whole number >= 2, got {value!r}")
+                raise ValueError(f"{name} must be a whole number >= 2, got {shown(value)}")
         if (isinstance(idempotency_window_s, bool)
                 or not isinstance(idempotency_window_s, int | float)
                 or not math.isfinite(idempotency_window_s) or idempotency_window_s <= 0):
             raise ValueError(
-                f"idempotency_window_s must be a positive number of seconds, got {idempotency_window_s!r}"
+                f"idempotency_window_s must be a positive number of seconds, got {shown(idempotency_window_s)}"
             )
         self.idempotency_window_s = float(idempotency_window_s)
         self._clock: Clock = clock if clock is not None else time.time
@@ -301,7 +302,7 @@ class ChatServer:
 
     def _require_conversation(self, conversation_id: object) -> Conversation:
         if not isinstance(conversation_id, str) or not is_conversation_id(conversation_id):
-            raise InvalidRequest(f"{conversation_id!r} is not a conversation id ('d:…' or 'g:…')")
+            raise InvalidRequest(f"{shown(conversation_id)} is not a conversation id ('d:…' or 'g:…')")
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id!r}")
@@ -699,7 +700,7 @@ class ChatServer:
         if not isinstance(policy, RETENTION_POLICY_TYPES):
             raise InvalidRequest(
                 f"policy must be one of {', '.join(t.__name__ for t in RETENTION_POLICY_TYPES)}, "
-                f"got {policy!r}"
+                f"got {shown(policy)}"
             )
         now = self.now()
         touched = deleted = archived = 0
