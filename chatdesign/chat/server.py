@@ -380,10 +380,17 @@ class ChatServer:
             )
             self.store.remove_member(conversation.conversation_id, member, self._write_time())
 
-    def members(self, conversation_id: str) -> tuple[str, ...]:
-        """A conversation's current members, in the order they joined."""
-        conversation = self._require_conversation(conversation_id)
+    def members(self, conversation_id: str, *, viewer_id: str | None = None) -> tuple[str, ...]:
+        """A conversation's current members, in the order they joined. With ``viewer_id``
+        (what a network layer passes for its caller) only a current member may ask
+        (:class:`Forbidden` otherwise); without it this is a server-side query."""
+        conversation = self._require_viewable(conversation_id, viewer_id)
         return self.store.member_ids(conversation.conversation_id)
+
+    def _require_viewable(self, conversation_id: object, viewer_id: object) -> Conversation:
+        if viewer_id is None:
+            return self._require_conversation(conversation_id)
+        return self._require_member(self._require_user(viewer_id, "viewer_id"), conversation_id)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -553,9 +560,12 @@ class ChatServer:
                 self.store.set_seen(cid, user, updated)
         return updated
 
-    def seen_by(self, conversation_id: str, seq: int) -> tuple[str, ...]:
-        """The current members who have seen message ``seq`` (senders have seen their own)."""
-        conversation = self._require_conversation(conversation_id)
+    def seen_by(
+        self, conversation_id: str, seq: int, *, viewer_id: str | None = None
+    ) -> tuple[str, ...]:
+        """The current members who have seen message ``seq`` (senders have seen their own).
+        With ``viewer_id``, only a current member may ask (see :meth:`members`)."""
+        conversation = self._require_viewable(conversation_id, viewer_id)
         if conversation.last_seq == 0:
             raise InvalidRequest(f"{conversation.conversation_id} has no messages yet")
         validate_int(seq, "seq", 1, conversation.last_seq)

@@ -146,10 +146,12 @@ class ChatModel(RuleBasedStateMachine):
     # --- users and groups -------------------------------------------------------------------------
 
     @initialize()
-    def three_users(self) -> None:
+    def three_users_and_a_group(self) -> None:
         for user in USERS[:3]:
             self.server.register_user(user)
             self.users.add(user)
+        self.create_group("ann", ["ben", "cat"], None)
+        self.do_send("ann", sorted(self.conversations)[0], CONTENTS[0], "first")
 
     @rule(user=st.sampled_from(USERS))
     def register(self, user: str) -> None:
@@ -160,8 +162,11 @@ class ChatModel(RuleBasedStateMachine):
         self.users.add(user)
         self.checked += 1
 
-    @rule(creator=st.sampled_from(USERS), others=st.lists(st.sampled_from(USERS), max_size=4))
-    def create_group(self, creator: str, others: list[str]) -> None:
+    @rule(creator=st.sampled_from(USERS[:3]), others=st.lists(st.sampled_from(USERS[:3]), max_size=3),
+          stranger=st.sampled_from([None, *USERS[3:]]))
+    def create_group(self, creator: str, others: list[str], stranger: str | None) -> None:
+        if stranger is not None:  # maybe not registered yet: then NotFound
+            others = [*others, stranger]
         if not {creator, *others} <= self.users:
             self.expect_error(NotFound, lambda: self.server.create_group(creator, others, "t"))
             return
@@ -172,7 +177,7 @@ class ChatModel(RuleBasedStateMachine):
         assert set(self.server.members(cid)) == {creator, *others}
         self.checked += 1
 
-    @rule(actor=st.sampled_from(USERS), index=st.integers(0, 8), user=st.sampled_from(USERS))
+    @rule(actor=st.sampled_from(USERS), index=st.integers(0, 4), user=st.sampled_from(USERS))
     def add_member(self, actor: str, index: int, user: str) -> None:
         cid = self.pick(index)
         call = lambda: self.server.add_member(actor, cid, user)  # noqa: E731
@@ -190,7 +195,7 @@ class ChatModel(RuleBasedStateMachine):
             conversation.members.add(user)
             self.checked += 1
 
-    @rule(actor=st.sampled_from(USERS), index=st.integers(0, 8), user=st.sampled_from(USERS))
+    @rule(actor=st.sampled_from(USERS), index=st.integers(0, 4), user=st.sampled_from(USERS))
     def remove_member(self, actor: str, index: int, user: str) -> None:
         cid = self.pick(index)
         call = lambda: self.server.remove_member(actor, cid, user)  # noqa: E731
@@ -208,9 +213,27 @@ class ChatModel(RuleBasedStateMachine):
             conversation.members.discard(user)
             self.checked += 1
 
+    @rule(index=st.integers(0, 4), member=st.integers(0, 4))
+    def leave_and_rejoin(self, index: int, member: int) -> None:
+        """A member leaves a group (traffic may go on without them) and the creator adds them
+        back: receipts and device positions must resume where they were."""
+        conversation = self.conversations.get(self.pick(index))
+        if conversation is None or conversation.kind != "group":
+            return
+        others = sorted(conversation.members - {conversation.creator})
+        if not others:
+            return
+        user = others[member % len(others)]
+        self.server.remove_member(user, conversation.cid, user)
+        conversation.members.discard(user)
+        self.do_send(conversation.creator, conversation.cid, CONTENTS[0], f"while-away-{self.checked}")
+        self.server.add_member(conversation.creator, conversation.cid, user)
+        conversation.members.add(user)
+        self.checked += 2
+
     # --- sending ----------------------------------------------------------------------------------
 
-    @rule(sender=st.sampled_from(USERS), to_user=st.sampled_from(USERS), index=st.integers(0, 8),
+    @rule(sender=st.sampled_from(USERS), to_user=st.sampled_from(USERS), index=st.integers(0, 4),
           direct=st.booleans(), content=st.sampled_from(CONTENTS), key=st.sampled_from(KEYS))
     def send(self, sender: str, to_user: str, index: int, direct: bool, content: str,
              key: str) -> None:
@@ -288,7 +311,7 @@ class ChatModel(RuleBasedStateMachine):
                 None if last is None else preview(last.content), unread)
 
     @rule(user=st.sampled_from(USERS), size=st.integers(1, 3),
-          interleave=st.lists(st.tuples(st.sampled_from(USERS), st.integers(0, 8),
+          interleave=st.lists(st.tuples(st.sampled_from(USERS), st.integers(0, 4),
                                         st.sampled_from(CONTENTS)), max_size=4),
           pinned=st.booleans())
     def page_conversations(self, user: str, size: int,
@@ -327,7 +350,7 @@ class ChatModel(RuleBasedStateMachine):
             assert got[:3] == self.expected_summary(user, item.conversation_id, got[0])[:3]
         self.checked += page_number + 1
 
-    @rule(user=st.sampled_from(USERS), index=st.integers(0, 8), cursor=st.integers(0, 12),
+    @rule(user=st.sampled_from(USERS), index=st.integers(0, 4), cursor=st.integers(0, 12),
           mode=st.sampled_from(["newest", "before", "after", "both"]), limit=st.integers(1, 5))
     def fetch_messages(self, user: str, index: int, cursor: int, mode: str, limit: int) -> None:
         cid = self.pick(index)
@@ -357,7 +380,7 @@ class ChatModel(RuleBasedStateMachine):
 
     # --- receipts and devices ---------------------------------------------------------------------
 
-    @rule(user=st.sampled_from(USERS), index=st.integers(0, 8), up_to=st.integers(1, 12))
+    @rule(user=st.sampled_from(USERS), index=st.integers(0, 4), up_to=st.integers(1, 12))
     def mark_seen(self, user: str, index: int, up_to: int) -> None:
         cid = self.pick(index)
         call = lambda: self.server.mark_seen(user, cid, up_to)  # noqa: E731
@@ -403,7 +426,15 @@ class ChatModel(RuleBasedStateMachine):
                 has[cid] = max(has.get(cid, 0), messages[-1].seq)
         self.checked += 1
 
-    @rule(user=st.sampled_from(USERS), device=st.sampled_from(DEVICES), index=st.integers(0, 8),
+    @rule(user=st.sampled_from(USERS), device=st.sampled_from(DEVICES))
+    def sync_and_ack(self, user: str, device: str) -> None:
+        """What a well-behaved device does: sync from its own record, keep, acknowledge."""
+        self.sync(user, device, present=True, lost=False)
+        for cid in sorted(self.device_has.get((user, device), {})):
+            if cid in self.member_of(user):
+                self.ack(user, device, sorted(self.conversations).index(cid), beyond=False)
+
+    @rule(user=st.sampled_from(USERS), device=st.sampled_from(DEVICES), index=st.integers(0, 4),
           beyond=st.booleans())
     def ack(self, user: str, device: str, index: int, beyond: bool) -> None:
         cid = self.pick(index)
@@ -474,9 +505,16 @@ class ChatModel(RuleBasedStateMachine):
         self.server = ChatServer(self.directory / "chat.db", self.clock, synchronous="OFF")
 
     @invariant()
-    def memberships_agree(self) -> None:
+    def memberships_receipts_and_positions_agree(self) -> None:
         for cid, conversation in self.conversations.items():
             assert set(self.server.members(cid)) == conversation.members
+            if conversation.last_seq:
+                readers = {u for u in conversation.members if self.seen.get((cid, u), 0) >= 1}
+                assert set(self.server.seen_by(cid, 1)) == readers
+        for user, device in self.device_has:
+            if user in self.users:
+                acked = {cid: seq for (u, d, cid), seq in self.acked.items() if (u, d) == (user, device)}
+                assert self.server.delivered_positions(user, device) == acked
 
 
 ChatModel.TestCase.settings = settings(
