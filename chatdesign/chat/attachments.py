@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from chatdesign.chat.core import validate_text
+from chatdesign.chat.core import shown, validate_text
 from chatdesign.chat.errors import InvalidRequest, NotFound
 from chatdesign.checks import check_whole
 
@@ -108,7 +108,7 @@ def check_upload(
         )
     if not isinstance(content_type, str) or content_type not in ALLOWED_CONTENT_TYPES:
         allowed = ", ".join(sorted(ALLOWED_CONTENT_TYPES))
-        raise InvalidRequest(f"content type {content_type!r} is not allowed; allowed: {allowed}")
+        raise InvalidRequest(f"content type {shown(content_type)} is not allowed; allowed: {allowed}")
     magics = _MAGIC.get(content_type)
     if magics is not None and not content.startswith(magics):
         raise InvalidRequest(f"the bytes do not look like {content_type} (wrong file signature)")

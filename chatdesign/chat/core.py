@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -38,7 +40,19 @@ MAX_CLIENT_MESSAGE_ID_CHARS: Final = 128
 PREVIEW_CHARS: Final = 80
 """Length of the last-message preview in a conversation list, in characters."""
 
-_USER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+MAX_API_INT: Final = 2**53 - 1
+"""The largest whole number any argument of the API may be (a page number, a seq, a position):
+the largest integer a JSON number holds exactly in every client (JavaScript's
+``Number.MAX_SAFE_INTEGER``), and far below SQLite's 64-bit limit, so an extreme value is an
+:class:`InvalidRequest`, never an overflow deep in the store."""
+MAX_MEMBER_LIST_ITEMS_PER_SLOT: Final = 10
+"""``create_group`` refuses a member list longer than this many entries per group slot before
+looking at its entries (repeats are allowed, a flood of them is not)."""
+
+_USER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""Matched with ``fullmatch`` (a ``$`` would accept a trailing newline)."""
+_CONVERSATION_ID = re.compile(r"[dg]:[0-9]{1,20}")
+"""ASCII digits only (``\\d`` would take any Unicode digit), used with ``fullmatch``."""
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Unicode category Cc except newline, carriage return and tab."""
 
@@ -295,6 +309,19 @@ class SyncResult:
 
 # --- validation -------------------------------------------------------------------------------
 
+_SHOWN = reprlib.Repr()  # Python 3.11's takes no arguments: set the limits one by one
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 80, 80, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = _SHOWN.maxfrozenset = _SHOWN.maxdeque = 6
+_SHOWN.maxdict = 4
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: ``repr``, but bounded -- a megabyte of text, an
+    integer of a thousand digits or a list nested ten thousand deep (whose plain ``repr``
+    raises ``RecursionError``) comes out as a short line with ``...``."""
+    return _SHOWN.repr(value)
+
+
 
 def require_time(value: float, name: str) -> float:
     """A finite, non-negative time in seconds, or ``ValueError``
@@ -304,9 +331,9 @@ def require_time(value: float, name: str) -> float:
 
 def validate_user_id(user_id: object, name: str = "user_id") -> str:
     """User ids are 1-64 characters of letters, digits, ``_``, ``.`` and ``-``."""
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
         raise InvalidRequest(
-            f"{name} must be 1-64 letters, digits, '_', '.' or '-', got {user_id!r}"
+            f"{name} must be 1-64 letters, digits, '_', '.' or '-', got {shown(user_id)}"
         )
     return user_id
 
@@ -362,11 +389,17 @@ def validate_attachment_ids(attachments: object) -> tuple[str, ...]:
             f"a message carries at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments, got {len(ids)}"
         )
     for attachment_id in ids:
-        if not isinstance(attachment_id, str) or not re.fullmatch(r"[0-9a-f]{64}", attachment_id):
-            raise InvalidRequest(f"{attachment_id!r} is not an attachment id (sha256 hex)")
+        validate_attachment_id(attachment_id)
     if len(set(ids)) != len(ids):
         raise InvalidRequest("the same attachment is listed twice")
     return ids
+
+
+def validate_attachment_id(attachment_id: object) -> str:
+    """An attachment id: the 64 lower-case hex digits of a sha256."""
+    if not isinstance(attachment_id, str) or not re.fullmatch(r"[0-9a-f]{64}", attachment_id):
+        raise InvalidRequest(f"{shown(attachment_id)} is not an attachment id (sha256 hex)")
+    return attachment_id
 
 
 def validate_title(title: object) -> str:
@@ -378,18 +411,26 @@ def validate_title(title: object) -> str:
 
 
 def validate_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    """An ``int`` in ``low..high`` (inclusive), or :class:`InvalidRequest` saying which.
+    """An ``int`` in ``low..high`` (inclusive; no ``high``: :data:`MAX_API_INT`), or
+    :class:`InvalidRequest` saying which.
 
     The whole-number rule is :func:`chatdesign.checks.check_whole`'s; this wrapper stays because
     the chat API raises :class:`InvalidRequest` (not a ``ValueError``) and words a range the way
     its clients and protocol docs do, ``1..100`` or ``>= 0``.
     """
+    if not isinstance(value, numbers.Number):  # check_whole would repr it unbounded
+        raise InvalidRequest(f"{name} must be a whole number, got {shown(value)}")
     try:
         number = check_whole(value, name, minimum=None)
     except ValueError as error:
         raise InvalidRequest(str(error)) from None
-    if number < low or (high is not None and number > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
+    if number < low or number > (MAX_API_INT if high is None else high):
+        if high is not None:
+            bound = f"{low}..{high}"
+        elif number < low:
+            bound = f">= {low}"
+        else:
+            bound = f"at most {MAX_API_INT} (2**53 - 1, the largest whole number JSON carries exactly)"
         raise InvalidRequest(f"{name} must be {bound}, got {number}")
     return number
 
@@ -412,19 +453,25 @@ def conversation_id_for(kind: ConversationKind, unique_number: int) -> str:
 
 def is_conversation_id(recipient_id: str) -> bool:
     """Whether ``recipient_id`` names a conversation rather than a user."""
-    return re.fullmatch(r"[dg]:\d+", recipient_id) is not None
+    return isinstance(recipient_id, str) and _CONVERSATION_ID.fullmatch(recipient_id) is not None
 
 
 def group_members(creator_id: str, member_ids: object, max_group_size: int) -> tuple[str, ...]:
     """The members of a new group: the creator first, then ``member_ids`` in the order given
-    (repeats dropped). Raises :class:`InvalidRequest` above ``max_group_size``."""
-    if isinstance(member_ids, str) or not isinstance(member_ids, Iterable):
+    (repeats dropped). Raises :class:`InvalidRequest` above ``max_group_size``, in time linear
+    in the list, and at once for a list longer than
+    :data:`MAX_MEMBER_LIST_ITEMS_PER_SLOT` x ``max_group_size``."""
+    if isinstance(member_ids, str | bytes) or not isinstance(member_ids, Sequence):
         raise InvalidRequest("member_ids must be a list of user ids")
-    members = [creator_id]
+    longest = MAX_MEMBER_LIST_ITEMS_PER_SLOT * max_group_size
+    if len(member_ids) > longest:
+        raise InvalidRequest(
+            f"a group holds at most {max_group_size} members (creator included); "
+            f"a list of {len(member_ids):,} ids is refused unread (the limit is {longest:,} entries)"
+        )
+    members = {creator_id: None}  # a dict keeps the order and finds repeats in O(1)
     for member_id in member_ids:
-        validate_user_id(member_id, "member id")
-        if member_id not in members:
-            members.append(member_id)
+        members[validate_user_id(member_id, "member id")] = None
     if len(members) > max_group_size:
         raise InvalidRequest(
             f"a group holds at most {max_group_size} members (creator included); "
@@ -548,6 +595,10 @@ def page_request(
     size = validate_int(page_size, "page_size", 1, MAX_PAGE_SIZE)
     if last_updated_timestamp is None:
         as_of = now
+    elif not isinstance(last_updated_timestamp, numbers.Number):
+        raise InvalidRequest(
+            f"last_updated_timestamp must be a number of seconds, got {shown(last_updated_timestamp)}"
+        )
     else:
         try:
             as_of = require_time(last_updated_timestamp, "last_updated_timestamp")  # type: ignore[arg-type]
@@ -605,7 +656,7 @@ def validate_positions(last_seq_by_conversation: object) -> dict[str, int]:
     positions: dict[str, int] = {}
     for conversation_id, seq in last_seq_by_conversation.items():
         if not isinstance(conversation_id, str) or not is_conversation_id(conversation_id):
-            raise InvalidRequest(f"{conversation_id!r} is not a conversation id")
+            raise InvalidRequest(f"{shown(conversation_id)} is not a conversation id")
         positions[conversation_id] = validate_int(seq, f"last seq of {conversation_id}", 0)
     return positions
 

@@ -22,6 +22,7 @@ Taught in ``notebooks/02_chat_api.ipynb`` and ``notebooks/03_consistency.ipynb``
 from __future__ import annotations
 
 import math
+import sqlite3
 import tempfile
 import time
 from collections import deque
@@ -38,6 +39,7 @@ from chatdesign.chat.attachments import (
 )
 from chatdesign.chat.core import (
     DEFAULT_MAX_GROUP_SIZE,
+    MAX_WORKER_ID,
     Conversation,
     ConversationPage,
     ConversationSummary,
@@ -58,7 +60,9 @@ from chatdesign.chat.core import (
     preview,
     require_time,
     send_fingerprint,
+    shown,
     sync_start,
+    validate_attachment_id,
     validate_attachment_ids,
     validate_client_message_id,
     validate_content,
@@ -82,6 +86,7 @@ from chatdesign.chat.retention import (
     StorageStats,
 )
 from chatdesign.chat.store import ChatStore, SQLiteStore, Synchronous
+from chatdesign.checks import check_whole
 from chatdesign.clock import Clock
 from chatdesign.units import SECONDS_PER_DAY
 
@@ -201,17 +206,29 @@ class ChatServer:
         fanout: Fanout | None = None,
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
     ) -> None:
+        # Check every argument before creating anything (a file, a directory, a connection).
+        if path is not None and not isinstance(path, str | Path):
+            raise ValueError(f"path must be None (in memory) or a file path, got {shown(path)}")
+        if data_dir is not None and not isinstance(data_dir, str | Path):
+            raise ValueError(f"data_dir must be None or a directory path, got {shown(data_dir)}")
         if clock is not None and not callable(clock):
             raise ValueError("clock must be a callable returning seconds")
+        if fanout is not None and not callable(getattr(fanout, "publish", None)):
+            raise ValueError(
+                f"fanout must have a publish(user_ids, message) method (see Fanout), got {shown(fanout)}"
+            )
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {shown(synchronous)}")
+        check_whole(worker_id, "worker_id", minimum=0, maximum=MAX_WORKER_ID)
         for name, value in (("max_group_size", max_group_size),
                             ("max_attachment_bytes", max_attachment_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be a whole number >= 2, got {value!r}")
+                raise ValueError(f"{name} must be a whole number >= 2, got {shown(value)}")
         if (isinstance(idempotency_window_s, bool)
                 or not isinstance(idempotency_window_s, int | float)
                 or not math.isfinite(idempotency_window_s) or idempotency_window_s <= 0):
             raise ValueError(
-                f"idempotency_window_s must be a positive number of seconds, got {idempotency_window_s!r}"
+                f"idempotency_window_s must be a positive number of seconds, got {shown(idempotency_window_s)}"
             )
         self.idempotency_window_s = float(idempotency_window_s)
         self._clock: Clock = clock if clock is not None else time.time
@@ -227,12 +244,16 @@ class ChatServer:
             self._temp_dir = tempfile.TemporaryDirectory(prefix="chatdesign-")
             directory = Path(self._temp_dir.name)
         self.files = AttachmentFiles(directory / "attachments")
-        self._ids = SnowflakeGenerator(worker_id, self.store.last_message_id())
+        self._ids = SnowflakeGenerator(worker_id, self.store.largest_issued_id())
         self._latest_s = self.store.latest_activity_time() or 0.0
+        # The latest time handed out as a page's pin. Anything stored may have been, so a
+        # reopened server starts from the latest stored time.
+        self._pinned_s = self._latest_s
         self.local_fanout = LocalFanout()
         self.fanout: Fanout = fanout if fanout is not None else self.local_fanout
         self._known_users: set[str] = set()
         self._direct_cache: dict[tuple[str, str], str] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ChatServer({self.store!r}, max_group_size={self.max_group_size})"
@@ -247,7 +268,16 @@ class ChatServer:
         self.close()
 
     def close(self) -> None:
-        """Close the database and remove a temporary data directory (idempotent)."""
+        """Close the database and remove a temporary data directory (idempotent). The latest
+        time this server used is stored first, so a server reopened with a clock that stepped
+        back neither writes before it nor re-ranks a page pinned at it."""
+        if not self._closed:
+            self._closed = True
+            try:
+                with self.store.transaction():
+                    self.store.remember_time(max(self._latest_s, self._pinned_s))
+            except sqlite3.Error:  # busy or read-only: the stored times remain the floor
+                pass
         self.store.close()
         if self._temp_dir is not None:
             self._temp_dir.cleanup()
@@ -259,6 +289,17 @@ class ChatServer:
         new activity older than old activity."""
         self._latest_s = max(self._latest_s, require_time(self._clock(), "clock()"))
         return self._latest_s
+
+    def _write_time(self) -> float:
+        """The time of a write that can change a conversation list (a message, a new
+        conversation, a membership): :meth:`now`, but strictly after every time already handed
+        out as a page's ``last_updated_timestamp``. Without this, a write at exactly the pinned
+        time (a coarse clock, or one stepped back and clamped) would enter the "as of T" view
+        after its first page was served and re-rank it: a repeat and a skip."""
+        now = self.now()
+        if now <= self._pinned_s:
+            now = self._latest_s = math.nextafter(self._pinned_s, math.inf)
+        return now
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -275,7 +316,7 @@ class ChatServer:
 
     def _require_conversation(self, conversation_id: object) -> Conversation:
         if not isinstance(conversation_id, str) or not is_conversation_id(conversation_id):
-            raise InvalidRequest(f"{conversation_id!r} is not a conversation id ('d:…' or 'g:…')")
+            raise InvalidRequest(f"{shown(conversation_id)} is not a conversation id ('d:…' or 'g:…')")
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id!r}")
@@ -311,7 +352,7 @@ class ChatServer:
         creator = validate_user_id(creator_id, "creator_id")
         checked_title = validate_title(title)
         members = group_members(creator, member_ids, self.max_group_size)
-        now = self.now()
+        now = self._write_time()
         with self.store.transaction():
             missing = [m for m in members if not self.store.has_user(m)]
             if missing:
@@ -327,7 +368,7 @@ class ChatServer:
         """A current member (``actor_id``) adds ``user_id`` to a group below its size limit."""
         actor = self._require_user(actor_id, "actor_id")
         new_member = self._require_user(user_id)
-        now = self.now()
+        now = self._write_time()
         with self.store.transaction():
             conversation = self._require_conversation(conversation_id)
             cid = conversation.conversation_id
@@ -351,12 +392,19 @@ class ChatServer:
                 conversation, actor, member,
                 self.store.is_member(conversation.conversation_id, member),
             )
-            self.store.remove_member(conversation.conversation_id, member)
+            self.store.remove_member(conversation.conversation_id, member, self._write_time())
 
-    def members(self, conversation_id: str) -> tuple[str, ...]:
-        """A conversation's current members, in the order they joined."""
-        conversation = self._require_conversation(conversation_id)
+    def members(self, conversation_id: str, *, viewer_id: str | None = None) -> tuple[str, ...]:
+        """A conversation's current members, in the order they joined. With ``viewer_id``
+        (what a network layer passes for its caller) only a current member may ask
+        (:class:`Forbidden` otherwise); without it this is a server-side query."""
+        conversation = self._require_viewable(conversation_id, viewer_id)
         return self.store.member_ids(conversation.conversation_id)
+
+    def _require_viewable(self, conversation_id: object, viewer_id: object) -> Conversation:
+        if viewer_id is None:
+            return self._require_conversation(conversation_id)
+        return self._require_member(self._require_user(viewer_id, "viewer_id"), conversation_id)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -377,13 +425,13 @@ class ChatServer:
         ``seq`` + 1.
         """
         sender = validate_user_id(sender_id, "sender_id")
-        if not isinstance(recipient_id, str):
-            raise InvalidRequest(f"recipient_id must be a user id or conversation id, got {recipient_id!r}")
+        if not is_conversation_id(recipient_id):
+            validate_user_id(recipient_id, "recipient_id (a user id or a conversation id)")
         client_id = validate_client_message_id(client_message_id)
         files = validate_attachment_ids(attachments)
         text = validate_content(content, files)
         fingerprint = send_fingerprint(recipient_id, text, files)
-        now = self.now()
+        now = self._write_time()
         created: list[tuple[tuple[str, str], str]] = []
         with self.store.transaction():
             self._require_registered(sender)
@@ -498,6 +546,7 @@ class ChatServer:
         offset, size, as_of = page_request(
             page_number, page_size, last_updated_timestamp, self.now()
         )
+        self._pinned_s = max(self._pinned_s, as_of)
         rows = self.store.conversations_as_of(user, as_of, offset, size + 1)
         items = []
         for conversation_id, kind, title, seq, updated_at in rows[:size]:
@@ -562,9 +611,12 @@ class ChatServer:
             cid = conversation.conversation_id
             return {m: self.store.get_seen(cid, m) for m in self.store.member_ids(cid)}
 
-    def seen_by(self, conversation_id: str, seq: int) -> tuple[str, ...]:
-        """The current members who have seen message ``seq`` (senders have seen their own)."""
-        conversation = self._require_conversation(conversation_id)
+    def seen_by(
+        self, conversation_id: str, seq: int, *, viewer_id: str | None = None
+    ) -> tuple[str, ...]:
+        """The current members who have seen message ``seq`` (senders have seen their own).
+        With ``viewer_id``, only a current member may ask (see :meth:`members`)."""
+        conversation = self._require_viewable(conversation_id, viewer_id)
         if conversation.last_seq == 0:
             raise InvalidRequest(f"{conversation.conversation_id} has no messages yet")
         validate_int(seq, "seq", 1, conversation.last_seq)
@@ -706,7 +758,7 @@ class ChatServer:
         """An attachment's metadata and bytes, for members of a conversation that has a
         message referencing it."""
         user = self._require_user(user_id)
-        info = self.store.get_attachment(attachment_id) if isinstance(attachment_id, str) else None
+        info = self.store.get_attachment(validate_attachment_id(attachment_id))
         if info is None:
             raise NotFound(f"no attachment {attachment_id!r}")
         if not self.store.can_read_attachment(info.attachment_id, user):
@@ -722,7 +774,7 @@ class ChatServer:
         if not isinstance(policy, RETENTION_POLICY_TYPES):
             raise InvalidRequest(
                 f"policy must be one of {', '.join(t.__name__ for t in RETENTION_POLICY_TYPES)}, "
-                f"got {policy!r}"
+                f"got {shown(policy)}"
             )
         now = self.now()
         touched = deleted = archived = 0

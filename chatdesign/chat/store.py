@@ -20,6 +20,12 @@ what, which seq comes next, which messages a policy removes) is decided in
   1:1 conversation keeps both members' receipts in that same row, so the sender's receipt
   costs no page of its own; group receipts are rows of ``receipts``. A file written before
   the 1:1 receipt columns existed is upgraded when opened (its old receipt rows still count).
+- Ids and times never go back across a restart: conversation ids come from the same
+  snowflake generator as message ids, so a reopened server continues after the largest of
+  either (:meth:`SQLiteStore.largest_issued_id`), and after the latest time stored anywhere or
+  remembered by the last server at close (``time_floor``). Leaving a group keeps the member's
+  receipt and device positions (a re-join resumes from them) and records the membership's
+  interval in ``departures``, so a conversation list pinned before the leave still ranks it.
 - The cold store (archive) is a second database, attached as ``cold``: the file
   ``<path>.cold`` (or a second in-memory database). Archived messages are packed into
   zlib-compressed buckets of up to :data:`COLD_BUCKET_MESSAGES` consecutive messages of one
@@ -85,7 +91,7 @@ class ChatStore(Protocol):
     def member_ids(self, conversation_id: str) -> tuple[str, ...]: ...
     def is_member(self, conversation_id: str, user_id: str) -> bool: ...
     def add_member(self, conversation_id: str, user_id: str, joined_at: float) -> None: ...
-    def remove_member(self, conversation_id: str, user_id: str) -> None: ...
+    def remove_member(self, conversation_id: str, user_id: str, left_at: float) -> None: ...
     def conversation_ids_of(self, user_id: str) -> tuple[str, ...]: ...
     def all_conversations(self) -> list[Conversation]: ...
 
@@ -98,6 +104,8 @@ class ChatStore(Protocol):
     def get_message(self, conversation_id: str, seq: int) -> Message | None: ...
     def messages(self, conversation_id: str, window: HistoryWindow) -> list[Message]: ...
     def last_message_id(self) -> int | None: ...
+    def largest_issued_id(self) -> int | None: ...
+    def remember_time(self, latest_s: float) -> None: ...
     def expire_idempotency_keys(self, created_before: float) -> int: ...
     def latest_activity_time(self) -> float | None: ...
     def conversations_as_of(
@@ -185,6 +193,14 @@ CREATE TABLE IF NOT EXISTS message_attachments (
 CREATE TABLE IF NOT EXISTS id_floor (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1), max_message_id INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS time_floor (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1), latest_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS departures (
+    conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, joined_at REAL NOT NULL,
+    left_at REAL NOT NULL, PRIMARY KEY (conversation_id, user_id, left_at)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS departures_by_user ON departures (user_id);
 CREATE TABLE IF NOT EXISTS cold.cold_buckets (
     bucket_id INTEGER PRIMARY KEY, conversation_id TEXT NOT NULL,
     first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
@@ -416,17 +432,19 @@ class SQLiteStore:
             "INSERT INTO members VALUES (?, ?, ?)", (conversation_id, user_id, joined_at)
         )
 
-    def remove_member(self, conversation_id: str, user_id: str) -> None:
-        """Remove a member (their receipts and device positions for it go too)."""
+    def remove_member(self, conversation_id: str, user_id: str, left_at: float) -> None:
+        """Remove a member. Their receipt and their devices' positions stay (a member who
+        re-joins neither sees old messages again nor sees the receipt move back), and the
+        membership's interval is kept in ``departures`` so that a conversation list pinned
+        before ``left_at`` still ranks it (paging neither skips nor repeats)."""
         params = (conversation_id, user_id)
         self._connection.execute(
+            "INSERT OR IGNORE INTO departures SELECT conversation_id, user_id, joined_at, ? "
+            "FROM members WHERE conversation_id = ? AND user_id = ?",
+            (left_at, *params),
+        )
+        self._connection.execute(
             "DELETE FROM members WHERE conversation_id = ? AND user_id = ?", params
-        )
-        self._connection.execute(
-            "DELETE FROM receipts WHERE conversation_id = ? AND user_id = ?", params
-        )
-        self._connection.execute(
-            "DELETE FROM device_positions WHERE conversation_id = ? AND user_id = ?", params
         )
 
     def conversation_ids_of(self, user_id: str) -> tuple[str, ...]:
@@ -577,9 +595,40 @@ class SQLiteStore:
         return None if largest < 0 else largest
 
     def latest_activity_time(self) -> float | None:
-        """The newest conversation activity (message or creation) stored, in seconds."""
-        row = self._one("SELECT max(updated_at) FROM conversations")
-        return None if row is None or row[0] is None else float(row[0])  # type: ignore[arg-type]
+        """The newest time stored anywhere (a message, a conversation's creation, a user, a
+        membership, a departure, an upload, or the time a closing server remembered), in
+        seconds: a reopened server never writes a time before it, whatever its clock says."""
+        row = self._one(
+            "SELECT max(coalesce((SELECT max(updated_at) FROM conversations), 0), "
+            "coalesce((SELECT max(joined_at) FROM members), 0), "
+            "coalesce((SELECT max(left_at) FROM departures), 0), "
+            "coalesce((SELECT max(created_at) FROM users), 0), "
+            "coalesce((SELECT max(created_at) FROM attachments), 0), "
+            "coalesce((SELECT latest_s FROM time_floor), 0))"
+        )
+        latest = None if row is None else float(row[0])  # type: ignore[arg-type]
+        return latest if latest else None
+
+    def remember_time(self, latest_s: float) -> None:
+        """Keep the latest time a server used (written at close: it may have handed that time
+        out as a page pin without storing anything at it)."""
+        self._connection.execute(
+            "INSERT INTO time_floor VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET "
+            "latest_s = max(latest_s, excluded.latest_s)",
+            (latest_s,),
+        )
+
+    def largest_issued_id(self) -> int | None:
+        """The largest snowflake this database holds anywhere: a message id (stored or
+        remembered) or the number of a conversation id (``g:<n>``, ``d:<n>``), which come from
+        the same generator. A restarted generator continues after it."""
+        row = self._one(
+            "SELECT max(CAST(substr(conversation_id, 3) AS INTEGER)) FROM conversations "
+            "WHERE length(conversation_id) <= 21"
+        )
+        numbers = [n for n in (self.last_message_id(), None if row is None else row[0])
+                   if isinstance(n, int) and 0 <= n < (1 << 63)]
+        return max(numbers) if numbers else None
 
     def _remember_largest_id(self) -> None:
         self._connection.execute(
@@ -595,7 +644,8 @@ class SQLiteStore:
         (conversation_id, kind, title, last seq at as_of, updated_at at as_of), most recent
         first (ties by id, descending), from ``offset``, at most ``limit`` rows.
 
-        A conversation counts if it existed and the user was a member at ``as_of``. Its time
+        A conversation counts if it existed and the user was a member at ``as_of`` (a member
+        now, or one who left after ``as_of``). Its time
         at ``as_of`` is its newest message not after ``as_of`` (hot, cold, or the last one a
         retention policy deleted), else its creation time.
         """
@@ -604,8 +654,12 @@ class SQLiteStore:
             WITH mine AS (
                 SELECT c.conversation_id, c.kind, c.title, c.created_at, c.last_seq,
                        c.updated_at, c.deleted_through_seq, c.deleted_through_at
-                FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id
-                WHERE m.user_id = :user AND m.joined_at <= :t AND c.created_at <= :t
+                FROM (SELECT conversation_id FROM members
+                      WHERE user_id = :user AND joined_at <= :t
+                      UNION SELECT conversation_id FROM departures
+                      WHERE user_id = :user AND joined_at <= :t AND left_at > :t) m
+                JOIN conversations c ON c.conversation_id = m.conversation_id
+                WHERE c.created_at <= :t
             ), at_t AS (
                 SELECT conversation_id, kind, title, created_at, updated_at, last_seq,
                        deleted_through_seq, deleted_through_at,

@@ -700,7 +700,7 @@ def test_public_names_are_importable() -> None:
         (lambda s, g: s.sync("zed", "phone", {}), NotFound, "no user 'zed'"),
         (lambda s, g: s.upload_attachment("zed", b"x", "text/plain", "x.txt"), NotFound, "no user"),
         (lambda s, g: s.fetch_attachment("zed", "0" * 64), NotFound, "no user"),
-        (lambda s, g: s.fetch_attachment("alice", 42), NotFound, "no attachment 42"),
+        (lambda s, g: s.fetch_attachment("alice", 42), InvalidRequest, "42 is not an attachment id"),
         (lambda s, g: s.create_group("zed", ["alice"], "t"), NotFound, "no such users: zed"),
         (lambda s, g: s.send_message("alice", "bob", "x", "k", attachments="abc"), InvalidRequest,
          "sequence of attachment ids"),
