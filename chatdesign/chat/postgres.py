@@ -33,7 +33,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from types import TracebackType
 from typing import Any, Final
 
 import psycopg
@@ -53,6 +52,9 @@ from chatdesign.chat.store import (
     _pack_bucket,
     _row,
     _unpack_bucket,
+)
+from chatdesign.chat.store import (
+    _Transaction as _SQLiteTransaction,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -129,29 +131,12 @@ CREATE INDEX IF NOT EXISTS cold_buckets_by_seq ON {cold}.cold_buckets (conversat
 """
 
 
-class _Transaction:
-    """``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on an exception) on an autocommit connection;
-    re-entrant like SQLiteStore's: an inner block joins the outer transaction."""
+class _Transaction(_SQLiteTransaction):
+    """``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on an exception) on an autocommit connection; an
+    inner block is a savepoint, exactly as SQLiteStore's."""
 
-    __slots__ = ("_connection", "_depth")
-
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self._connection = connection
-        self._depth = 0
-
-    def __enter__(self) -> None:
-        if self._depth == 0:
-            self._connection.execute("BEGIN")
-        self._depth += 1
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._depth -= 1
-        if self._depth:
-            return
-        self._connection.execute("COMMIT" if kind is None else "ROLLBACK")
+    __slots__ = ()
+    BEGIN = "BEGIN"
 
 
 class PostgresStore:
@@ -197,7 +182,8 @@ class PostgresStore:
         return f"PostgresStore({info.host}:{info.port}/{info.dbname}, namespace={self.namespace})"
 
     def transaction(self) -> AbstractContextManager[None]:
-        """``BEGIN`` ... ``COMMIT``; ``ROLLBACK`` on any exception. Re-entrant."""
+        """``BEGIN`` ... ``COMMIT``; ``ROLLBACK`` on any exception. Re-entrant: an inner block is
+        a savepoint, so one that fails undoes only its own writes (``ChatServer.send_batch``)."""
         return self._transaction
 
     def close(self) -> None:
