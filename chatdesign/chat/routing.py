@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import redis
 
 from chatdesign.chat.core import Message
@@ -170,3 +172,20 @@ class RedisRouter:
             raise ValueError(f"malformed routing payload: {error}") from None
         self._deliver(user_ids, message)
         return message
+
+
+def expected_nodes_reached(
+    members: float | npt.ArrayLike, nodes: float | npt.ArrayLike
+) -> float | npt.NDArray[np.float64]:
+    """How many distinct connection servers a message to ``members`` online recipients touches
+    when connections are spread evenly at random over ``nodes`` servers:
+    ``nodes x (1 - (1 - 1/nodes) ** members)``. Each one costs a publish, so a big group's message
+    costs up to one publish per server, and a 1:1 at most one. Accepts numpy arrays too."""
+    m = np.asarray(members, dtype=float)
+    k = np.asarray(nodes, dtype=float)
+    if np.any(~np.isfinite(m)) or np.any(m < 0):
+        raise ValueError(f"members must be finite and >= 0, got {members!r}")
+    if np.any(~np.isfinite(k)) or np.any(k < 1):
+        raise ValueError(f"nodes must be finite and >= 1, got {nodes!r}")
+    reached = k * (1 - (1 - 1 / k) ** m)
+    return float(reached) if reached.ndim == 0 else reached

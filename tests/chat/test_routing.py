@@ -141,3 +141,23 @@ def test_payloads_round_trip_and_garbage_is_refused(nodes: tuple[Node, Node, Nod
 def test_bad_node_ids_are_refused(client: redis.Redis, node_id: str) -> None:
     with pytest.raises(ValueError, match="node_id"):
         RedisRouter(client, node_id, lambda users, message: None, ManualClock(0.0))
+
+
+def test_expected_nodes_reached() -> None:
+    import numpy as np
+
+    from chatdesign.chat.routing import expected_nodes_reached
+
+    assert expected_nodes_reached(1, 10) == pytest.approx(1.0)
+    assert expected_nodes_reached(0, 10) == 0.0
+    assert expected_nodes_reached(2, 1) == pytest.approx(1.0)  # one server holds everyone
+    assert expected_nodes_reached(1000, 10) == pytest.approx(10.0)  # a big group reaches every server
+    # simulated: 100 members over 50 servers
+    rng = np.random.default_rng(7)
+    simulated = np.mean([len(set(rng.integers(50, size=100))) for _ in range(4000)])
+    assert expected_nodes_reached(100, 50) == pytest.approx(simulated, rel=0.01)
+    grid = expected_nodes_reached(np.array([2, 10]), np.array([10, 10]))
+    assert grid.shape == (2,)  # type: ignore[union-attr]
+    for bad in ((-1, 10), (5, 0), (float("nan"), 3)):
+        with pytest.raises(ValueError):
+            expected_nodes_reached(*bad)
