@@ -12,6 +12,8 @@ import asyncio
 import sys
 from typing import Any
 
+from chatdesign.chat.cluster import ClusterSettings
+from chatdesign.chat.core import MAX_WORKER_ID
 from chatdesign.chat.ws import ChatNetworkServer, ServerSettings, is_loopback, run_server
 
 
@@ -30,6 +32,16 @@ def add_subcommand(subparsers: Any) -> None:
         help="create demo users with history and let the page log in as them (loopback only)")
     add("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default="FULL",
         help="SQLite synchronous setting (FULL: an acked message survives a power cut)")
+    many = parser.add_argument_group("many servers", "run this process as one node of several")
+    many.add_argument("--database", metavar="URL",
+                      help="postgresql://user@host:port/db: a PostgreSQL store shared by every node "
+                           "(default: SQLite in --data)")
+    many.add_argument("--redis", metavar="URL",
+                      help="redis://host:port/0: route messages to devices connected to other nodes")
+    many.add_argument("--node-id", default="node-0",
+                      help="this node's name, unique among the nodes (its Redis channel) (node-0)")
+    many.add_argument("--worker-id", type=int, default=0,
+                      help=f"snowflake worker id, unique among the nodes, 0-{MAX_WORKER_ID} (0)")
     parser.set_defaults(handler=run)
 
 
@@ -38,11 +50,16 @@ def run(args: Any) -> int:
     if args.demo and not is_loopback(args.host):
         raise ValueError("--demo logs anyone in without a password: use a loopback --host")
     settings = ServerSettings(demo=args.demo, synchronous=args.synchronous)
+    try:
+        cluster = ClusterSettings(database_url=args.database, redis_url=args.redis, node_id=args.node_id,
+                                  worker_id=args.worker_id)
+    except ValueError as error:
+        raise ValueError(f"--database/--redis/--node-id/--worker-id: {error}") from None
 
     def ready(server: ChatNetworkServer) -> None:
         print(f"chat server listening on {server.url} (WebSocket {server.ws_url})", flush=True)
 
-    asyncio.run(run_server(args.data, args.host, args.port, settings, ready))
+    asyncio.run(run_server(args.data, args.host, args.port, settings, ready, cluster=cluster))
     print("chat server stopped", flush=True)
     sys.stdout.flush()
     return 0

@@ -189,6 +189,9 @@ class ChatServer:
     files under ``data_dir``: by default ``<path>.files/`` next to a database file, or, in
     memory, a temporary directory the server owns and removes on :meth:`close`.
     ``fanout`` receives committed messages (default: this server's :class:`LocalFanout`).
+    ``store`` replaces the SQLite store with another :class:`ChatStore` (e.g.
+    :class:`~chatdesign.chat.postgres.PostgresStore`, shared by several server processes, each
+    with its own ``worker_id`` so their message ids never collide).
     Idempotency keys are kept for ``idempotency_window_s`` (default 7 days): a retry within
     that window is recognised; :meth:`apply_retention` forgets older keys.
     """
@@ -205,7 +208,10 @@ class ChatServer:
         synchronous: Synchronous = "FULL",
         fanout: Fanout | None = None,
         idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
+        store: ChatStore | None = None,
     ) -> None:
+        if store is not None and path is not None:
+            raise ValueError("give a database path or a store, not both")
         # Check every argument before creating anything (a file, a directory, a connection).
         if path is not None and not isinstance(path, str | Path):
             raise ValueError(f"path must be None (in memory) or a file path, got {shown(path)}")
@@ -234,7 +240,7 @@ class ChatServer:
         self._clock: Clock = clock if clock is not None else time.time
         self.max_group_size = max_group_size
         self.max_attachment_bytes = max_attachment_bytes
-        self.store: ChatStore = SQLiteStore(path, synchronous=synchronous)
+        self.store: ChatStore = store if store is not None else SQLiteStore(path, synchronous=synchronous)
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is not None:
             directory = Path(data_dir)

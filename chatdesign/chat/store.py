@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from chatdesign.chat.attachments import AttachmentInfo
 from chatdesign.chat.core import (
@@ -268,14 +268,16 @@ class _Transaction:
     every server call, and a generator-based one costs a few microseconds more per call)."""
 
     __slots__ = ("_connection", "_depth")
+    BEGIN = "BEGIN IMMEDIATE"
+    """SQLite: take the write lock up front (another store's dialect may override it)."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection | Any) -> None:
         self._connection = connection
         self._depth = 0
 
     def __enter__(self) -> None:
         if self._depth == 0:
-            self._connection.execute("BEGIN IMMEDIATE")
+            self._connection.execute(self.BEGIN)
         else:  # an inner block is a savepoint: its failure undoes only its own writes
             self._connection.execute(f"SAVEPOINT inner{self._depth}")
         self._depth += 1

@@ -13,6 +13,7 @@ from typing import Any
 from chatdesign.chat.auth import DEFAULT_TOKEN_TTL_S, TokenAuthority, load_or_create_secret
 from chatdesign.chat.core import validate_device_id
 from chatdesign.chat.errors import ChatError
+from chatdesign.chat.postgres import PostgresStore
 from chatdesign.chat.server import ChatServer
 from chatdesign.chat.ws import DATABASE_FILE
 from chatdesign.cli import argument_type
@@ -30,6 +31,7 @@ def add_subcommand(subparsers: Any) -> None:
     add("user", metavar="USER", help="user id (1-64 letters, digits, '_', '.', '-')")
     add("device", metavar="DEVICE", help="device id (same rule)")
     add("--data", required=True, help="the server's data directory")
+    add("--database", metavar="URL", help="the PostgreSQL store the servers share, if they use one")
     add("--ttl", type=argument_type(parse_duration), default=DEFAULT_TOKEN_TTL_S,
         help="how long the token is valid, e.g. 1 h or 30 d (30 d)")
     parser.set_defaults(handler=run)
@@ -43,7 +45,9 @@ def run(args: Any) -> int:
     try:
         validate_device_id(args.device)
         authority = TokenAuthority(load_or_create_secret(data), time.time)
-        with ChatServer(data / DATABASE_FILE) as chat:
+        chat = (ChatServer(store=PostgresStore(args.database), data_dir=data) if args.database
+                else ChatServer(data / DATABASE_FILE))
+        with chat:
             if not chat.has_user(args.user):
                 chat.register_user(args.user)
                 print(f"registered user {args.user}")

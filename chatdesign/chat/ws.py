@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -58,8 +59,10 @@ from websockets.http11 import Request, Response
 
 from chatdesign.chat.attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from chatdesign.chat.auth import DEFAULT_TOKEN_TTL_S, TokenAuthority, load_or_create_secret
+from chatdesign.chat.cluster import ClusterSettings
 from chatdesign.chat.core import Message
 from chatdesign.chat.errors import ChatError, Forbidden, InvalidRequest
+from chatdesign.chat.postgres import PostgresStore
 from chatdesign.chat.protocol import (
     CLOSE_AUTH_FAILED,
     CLOSE_SLOW_CONSUMER,
@@ -80,6 +83,7 @@ from chatdesign.chat.protocol import (
     message_frame,
     send_request,
 )
+from chatdesign.chat.routing import RedisRouter
 from chatdesign.chat.server import ChatServer
 from chatdesign.chat.store import Synchronous
 from chatdesign.presence import MemoryTTLStore, PresenceError, PresencePolicy, PresenceService
@@ -274,13 +278,20 @@ class ChatNetworkServer:
 
     ``data_dir`` holds the database (``chat.db``), attachments and the token secret. ``port=0``
     picks a free port (read :attr:`port` after :meth:`start`). ``clock`` returns seconds since
-    the epoch (token expiry, message times). Use it as ``async with ChatNetworkServer(...) as
-    server:`` or call :meth:`start` and :meth:`close`.
+    the epoch (token expiry, message times). ``cluster`` makes this process one node of many:
+    a shared PostgreSQL store and Redis routing (:class:`~chatdesign.chat.cluster.ClusterSettings`).
+    Use it as ``async with ChatNetworkServer(...) as server:`` or call :meth:`start` and
+    :meth:`close`.
     """
 
     def __init__(self, data_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
-                 settings: ServerSettings | None = None, clock: Callable[[], float] | None = None) -> None:
+                 settings: ServerSettings | None = None, clock: Callable[[], float] | None = None,
+                 cluster: ClusterSettings | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.cluster = cluster if cluster is not None else ClusterSettings()
+        self.router: RedisRouter | None = None
+        self._redis: redis.Redis | None = None
+        self._subscriber: Any = None
         self.host = host
         self._requested_port = port
         self.settings = settings if settings is not None else ServerSettings()
@@ -353,9 +364,18 @@ class ChatNetworkServer:
         """Open the database, start the committer and presence tasks, and listen."""
         loop = asyncio.get_running_loop()
         settings = self.settings
-        self._chat = ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=_LoopFanout(self),
-                                synchronous=settings.synchronous,
-                                max_attachment_bytes=settings.max_attachment_bytes)
+        cluster = self.cluster
+        fanout = _LoopFanout(self)
+        if cluster.database_url is not None:
+            self._chat = ChatServer(store=PostgresStore(cluster.database_url), data_dir=self.data_dir,
+                                    clock=self._clock, fanout=fanout, worker_id=cluster.worker_id,
+                                    max_attachment_bytes=settings.max_attachment_bytes)
+        else:
+            self._chat = ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=fanout,
+                                    synchronous=settings.synchronous, worker_id=cluster.worker_id,
+                                    max_attachment_bytes=settings.max_attachment_bytes)
+        if cluster.redis_url is not None:
+            self._start_routing(cluster.redis_url, fanout, loop)
         if settings.demo:
             from chatdesign.chat.demo import seed_demo
             await self.call(seed_demo)
@@ -373,6 +393,42 @@ class ChatNetworkServer:
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._tasks = [loop.create_task(self._commit_loop()), loop.create_task(self._presence_loop())]
+        if self.router is not None:
+            self._tasks.append(loop.create_task(self._refresh_routes()))
+
+    def _start_routing(self, redis_url: str, fanout: _LoopFanout, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliveries to and from the other nodes: the chat server publishes through the router
+        (local connections directly, other nodes over Redis), and a subscriber thread hands what
+        arrives on this node's channel to the event loop's thread."""
+        self._redis = redis.Redis.from_url(redis_url)
+        self.router = RedisRouter(self._redis, self.cluster.node_id, fanout.publish, self._clock,
+                                  self.cluster.route_ttl_s)
+        assert self._chat is not None
+        self._chat.fanout = self.router
+        router = self.router
+
+        def handle(payload: bytes) -> None:
+            try:
+                router.handle(payload)
+            except ValueError:
+                log.warning("dropped a malformed routing payload on %s", router.channel)
+
+        def arrived(item: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(handle, item["data"])
+
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(**{router.channel: arrived})
+        self._subscriber = pubsub.run_in_thread(sleep_time=0.01, daemon=True)
+
+    async def _refresh_routes(self) -> None:
+        assert self.router is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.router.ttl_s / 3)
+            try:
+                await loop.run_in_executor(None, self.router.refresh)
+            except redis.RedisError:
+                log.exception("refreshing routes failed")
 
     async def close(self) -> None:
         """Commit and ack what is queued, close every connection (1001), close the database
@@ -390,8 +446,14 @@ class ChatNetworkServer:
                 await task
         self._tasks = []
         await self._commit_pending()
+        if self._subscriber is not None:
+            self._subscriber.stop()
+            self._subscriber = None
         if self._chat is not None:
             self._chat.close()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
         self._chat = None
 
     # --- connections --------------------------------------------------------------------------
@@ -437,6 +499,8 @@ class ChatNetworkServer:
                     client = _Client(connection, protocol.identity, self.settings.outgoing_queue_frames)
                     self._clients.setdefault(client.identity.user_id, set()).add(client)
                     self.stats.connections += 1
+                    if self.router is not None:
+                        self.router.register(client.identity.user_id)
                     welcome = protocol.welcome_frame(request)
                     welcome["heartbeat_interval_s"] = self.settings.presence_policy.heartbeat_interval_s
                     client.push(welcome)
@@ -450,6 +514,9 @@ class ChatNetworkServer:
             if client is not None:
                 self.stats.connections -= 1
                 self._clients.get(client.identity.user_id, set()).discard(client)
+                if self.router is not None:
+                    with contextlib.suppress(redis.RedisError):
+                        self.router.unregister(client.identity.user_id)
                 client.writer.cancel()
 
     async def _dispatch(self, client: _Client, request: Any) -> None:
@@ -696,7 +763,8 @@ def _response(status: http.HTTPStatus, body: bytes | dict[str, Any], content_typ
 
 
 async def run_server(data_dir: str | Path, host: str, port: int, settings: ServerSettings,
-                     ready: Callable[[ChatNetworkServer], None] | None = None) -> None:
+                     ready: Callable[[ChatNetworkServer], None] | None = None,
+                     cluster: ClusterSettings | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (what ``python -m chatdesign
     serve`` runs). ``ready`` is called once the server listens."""
     import signal
@@ -705,7 +773,7 @@ async def run_server(data_dir: str | Path, host: str, port: int, settings: Serve
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with ChatNetworkServer(data_dir, host, port, settings) as server:
+        async with ChatNetworkServer(data_dir, host, port, settings, cluster=cluster) as server:
             if ready is not None:
                 ready(server)
             await stop.wait()

@@ -1,18 +1,59 @@
-"""SQLiteStore on its own: transactions, journal mode, cold buckets, sizes."""
+"""The chat stores on their own: transactions, cold buckets, receipts, sizes.
+
+The ``store`` fixture runs each test that takes it twice, on :class:`SQLiteStore` (in memory)
+and on :class:`PostgresStore` (a fresh schema of the session's private PostgreSQL server), so
+one suite holds both to the same :class:`ChatStore` contract. Tests about SQLite's files and
+upgrades construct a :class:`SQLiteStore` themselves.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chatdesign.chat import Message, SQLiteStore
 from chatdesign.chat.core import Conversation, history_window
+from chatdesign.chat.postgres import PostgresStore
 from chatdesign.chat.store import _SCHEMA, COLD_BUCKET_MESSAGES
+from chatdesign.services import PostgresServer
+
+AnyStore = SQLiteStore | PostgresStore
 
 
-def _store_with_messages(store: SQLiteStore, count: int) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[AnyStore]:
+    """An empty store of each kind."""
+    if request.param == "sqlite":
+        sqlite_store = SQLiteStore()
+        yield sqlite_store
+        sqlite_store.close()
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    pg_store = PostgresStore(server.url, namespace=f"t_{uuid.uuid4().hex[:12]}")
+    yield pg_store
+    pg_store.drop()
+    pg_store.close()
+
+
+def _count(store: AnyStore, table: str) -> int:
+    if table == "cold_buckets":
+        table = "cold.cold_buckets" if isinstance(store, SQLiteStore) else f"{store.cold}.cold_buckets"
+    row = store._connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _in_transaction(store: AnyStore) -> bool:
+    if isinstance(store, SQLiteStore):
+        return store._connection.in_transaction
+    return store._connection.info.transaction_status.name != "IDLE"
+
+
+def _store_with_messages(store: AnyStore, count: int) -> None:
     with store.transaction():
         store.add_user("alice", "Alice", 0.0)
         store.add_user("bob", "Bob", 0.0)
@@ -34,8 +75,7 @@ def test_file_store_uses_wal_and_memory_does_not(tmp_path: Path) -> None:
     assert SQLiteStore().journal_mode == "memory"
 
 
-def test_transaction_rolls_back_everything() -> None:
-    store = SQLiteStore()
+def test_transaction_rolls_back_everything(store: AnyStore) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.add_user("alice", "Alice", 0.0)
         with store.transaction():  # joins the outer one
@@ -44,8 +84,7 @@ def test_transaction_rolls_back_everything() -> None:
     assert not store.has_user("alice") and not store.has_user("bob")
 
 
-def test_transaction_commits_and_is_usable_again_after_a_rollback() -> None:
-    store = SQLiteStore()
+def test_transaction_commits_and_is_usable_again_after_a_rollback(store: AnyStore) -> None:
     with pytest.raises(RuntimeError), store.transaction(), store.transaction():
         store.add_user("alice", "Alice", 0.0)
         raise RuntimeError("refused in the inner block")
@@ -56,11 +95,10 @@ def test_transaction_commits_and_is_usable_again_after_a_rollback() -> None:
             store.add_user("carol", "Carol", 0.0)
         assert store.has_user("carol")  # the inner block did not commit on its own
     assert store.has_user("bob") and store.has_user("carol")
-    assert store._connection.in_transaction is False
+    assert not _in_transaction(store)
 
 
-def test_claim_seq_is_gap_free_and_time_monotone() -> None:
-    store = SQLiteStore()
+def test_claim_seq_is_gap_free_and_time_monotone(store: AnyStore) -> None:
     _store_with_messages(store, 3)
     with store.transaction():
         assert store.claim_seq("d:1", 1.0) == (4, 3.0)  # time never before the last message
@@ -69,8 +107,7 @@ def test_claim_seq_is_gap_free_and_time_monotone() -> None:
         store.claim_seq("d:404", 1.0)
 
 
-def test_import_moves_the_conversation_forward() -> None:
-    store = SQLiteStore()
+def test_import_moves_the_conversation_forward(store: AnyStore) -> None:
     _store_with_messages(store, 5)
     conversation = store.get_conversation("d:1")
     assert conversation is not None and (conversation.last_seq, conversation.updated_at) == (5, 5.0)
@@ -78,8 +115,7 @@ def test_import_moves_the_conversation_forward() -> None:
         store.import_messages([], ["x"])
 
 
-def test_archive_packs_buckets_and_reads_back() -> None:
-    store = SQLiteStore()
+def test_archive_packs_buckets_and_reads_back(store: AnyStore) -> None:
     count = COLD_BUCKET_MESSAGES + 10
     _store_with_messages(store, count)
     hot_before, _ = store.size_bytes()
@@ -87,19 +123,19 @@ def test_archive_packs_buckets_and_reads_back() -> None:
         assert store.archive_through("d:1", count - 5) == count - 5
         assert store.archive_through("d:1", count - 5) == 0  # idempotent
     assert store.message_counts() == (5, count - 5)
-    buckets = store._connection.execute("SELECT count(*) FROM cold.cold_buckets").fetchone()[0]
-    assert buckets == 2
+    assert _count(store, "cold_buckets") == 2
     cold = store.get_message("d:1", 1)
     assert cold is not None and cold.cold and cold.content == "message 1 " * 5
     window = store.messages("d:1", history_window(None, None, 10))
     assert [m.seq for m in window] == list(range(count, count - 10, -1))
+    if isinstance(store, PostgresStore):
+        store.compact()  # PostgreSQL keeps dead rows' pages until a VACUUM; SQLite counts used pages
     hot_after, cold_bytes = store.size_bytes()
     assert hot_after < hot_before and 0 < cold_bytes < hot_before
     assert store.last_message_id() == 100 + count
 
 
-def test_delete_remembers_largest_id_and_last_time() -> None:
-    store = SQLiteStore()
+def test_delete_remembers_largest_id_and_last_time(store: AnyStore) -> None:
     _store_with_messages(store, 4)
     with store.transaction():
         assert store.delete_through("d:1", 4) == 4
@@ -114,8 +150,7 @@ def test_store_refuses_a_bad_synchronous_setting() -> None:
         SQLiteStore(synchronous="ALWAYS")  # type: ignore[arg-type]
 
 
-def test_cold_reads_cross_bucket_boundaries_both_ways() -> None:
-    store = SQLiteStore()
+def test_cold_reads_cross_bucket_boundaries_both_ways(store: AnyStore) -> None:
     count = 2 * COLD_BUCKET_MESSAGES + 20
     _store_with_messages(store, count)
     with store.transaction():
@@ -130,8 +165,7 @@ def test_cold_reads_cross_bucket_boundaries_both_ways() -> None:
         (count - 9, False)]
 
 
-def test_delete_through_the_middle_of_a_cold_bucket() -> None:
-    store = SQLiteStore()
+def test_delete_through_the_middle_of_a_cold_bucket(store: AnyStore) -> None:
     count = COLD_BUCKET_MESSAGES + 20
     _store_with_messages(store, count)
     with store.transaction():
@@ -145,8 +179,7 @@ def test_delete_through_the_middle_of_a_cold_bucket() -> None:
     assert [m.seq for m in oldest] == [101, 102, 103]
 
 
-def test_last_seq_before_looks_inside_cold_buckets() -> None:
-    store = SQLiteStore()
+def test_last_seq_before_looks_inside_cold_buckets(store: AnyStore) -> None:
     _store_with_messages(store, 50)  # message i was created at time i
     with store.transaction():
         store.archive_through("d:1", 40)
@@ -218,14 +251,13 @@ def test_a_file_from_before_the_direct_receipt_columns_opens(tmp_path: Path) -> 
     again.close()
 
 
-def test_direct_receipts_live_in_the_conversation_row() -> None:
-    store = SQLiteStore()
+def test_direct_receipts_live_in_the_conversation_row(store: AnyStore) -> None:
     _store_with_messages(store, 3)
     with store.transaction():
         store.add_user("carol", "Carol", 0.0)
         store.set_seen("d:1", "alice", 3)  # the creator
         store.set_seen("d:1", "bob", 2)  # the other member
-    assert store._connection.execute("SELECT count(*) FROM receipts").fetchone() == (0,)
+    assert _count(store, "receipts") == 0
     assert (store.get_seen("d:1", "alice"), store.get_seen("d:1", "bob")) == (3, 2)
     assert store.seen_by("d:1", 3) == ("alice",) and store.seen_by("d:1", 2) == ("alice", "bob")
     # the store does not enforce membership, but a stranger's receipt never lands on a member's
@@ -235,14 +267,13 @@ def test_direct_receipts_live_in_the_conversation_row() -> None:
     assert store.seen_by("d:1", 1) == ("alice", "bob")
 
 
-def test_group_receipts_stay_rows_of_receipts() -> None:
-    store = SQLiteStore()
+def test_group_receipts_stay_rows_of_receipts(store: AnyStore) -> None:
     _store_with_messages(store, 1)
     with store.transaction():
         store.add_conversation(
             Conversation("g:2", "group", "team", "alice", 0.0), ("alice", "bob"), None
         )
         store.set_seen("g:2", "bob", 4)
-    assert store._connection.execute("SELECT * FROM receipts").fetchall() == [("g:2", "bob", 4)]
+    assert list(store._connection.execute("SELECT * FROM receipts").fetchall()) == [("g:2", "bob", 4)]
     assert (store.get_seen("g:2", "alice"), store.get_seen("g:2", "bob")) == (0, 4)
     assert store.seen_by("g:2", 4) == ("bob",)
