@@ -103,7 +103,10 @@ class MemoryTTLStore:
     def set(self, key: str, value: str, ttl_s: float) -> None:
         """Store ``value`` under ``key`` for ``ttl_s`` seconds of the injected clock."""
         checked_key, checked_value, ttl = _check_key(key), _check_value(value), _check_ttl(ttl_s)
-        self._entries[checked_key] = (checked_value, self._now() + ttl)
+        now = self._now()
+        if not now + ttl > now:  # the same trap as the service's timers: a TTL below the clock's resolution
+            raise ValueError(f"ttl_s={ttl_s!r} is too small to tell apart from the clock's time {now!r} s")
+        self._entries[checked_key] = (checked_value, now + ttl)
 
     def get(self, key: str) -> str | None:
         """The live value under ``key``, or ``None``."""

@@ -213,6 +213,14 @@ def test_store_refuses_a_non_sequence_of_keys() -> None:
         store.get_many(None)  # type: ignore[arg-type]
 
 
+def test_store_refuses_a_ttl_below_its_clock_resolution() -> None:
+    store = MemoryTTLStore(ManualClock(WALL_CLOCK_S))
+    with pytest.raises(ValueError, match="too small"):
+        store.set("k", "v", 1e-9)  # before the fix: stored already expired, silently
+    store.set("k", "v", 1e-3)
+    assert store.get("k") == "v"
+
+
 def test_store_refuses_a_clock_that_is_not_seconds() -> None:
     store = MemoryTTLStore(lambda: "noon")  # type: ignore[arg-type, return-value]
     with pytest.raises(ValueError, match="clock"):
