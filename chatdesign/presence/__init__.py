@@ -13,7 +13,10 @@ batches -- and pulled on login for the most important friends first.
 - :func:`heartbeat_times`, :func:`status_timeline` -- a slow network on a timeline.
 - :class:`ChatPresenceChannel` -- batches delivered as messages in the chat stream.
 - :func:`simulate_presence_cost` and friends -- the cost of naive, online-only and tiered +
-  batched fan-out for N users (vectorised numpy).
+  batched fan-out for N users (vectorised numpy), and the store writes heartbeats make
+  (:func:`heartbeat_write_rate`, :func:`gateway_write_rate`).
+- :func:`presence_shard`, :func:`shard_frame`, :func:`expected_shards_touched` -- presence
+  partitioned by user id.
 
 Taught in ``notebooks/05_presence.ipynb``.
 """
@@ -24,11 +27,16 @@ from chatdesign.presence.cost import (
     PresenceCostModel,
     PresenceCostResult,
     PresenceCostSimulation,
+    batched_push_ceiling,
     check_online_only_answer,
     draw_friend_counts,
+    gateway_write_rate,
+    heartbeat_write_rate,
     naive_push_rate,
     online_only_push_rate,
     simulate_presence_cost,
+    window_cost_table,
+    window_sweep,
 )
 from chatdesign.presence.errors import (
     ClockWentBackwardsError,
@@ -36,6 +44,7 @@ from chatdesign.presence.errors import (
     PresenceError,
     UnknownUserError,
 )
+from chatdesign.presence.partition import expected_shards_touched, presence_shard, shard_frame
 from chatdesign.presence.policy import DEFAULT_TIERS, PresencePolicy, Tier
 from chatdesign.presence.service import (
     FriendsGraph,
@@ -50,6 +59,7 @@ from chatdesign.presence.states import (
     PresenceEvent,
     PresenceState,
     derive_state,
+    device_state_at,
     next_state,
     transition_table_frame,
 )
@@ -82,15 +92,24 @@ __all__ = [
     "TTLStore",
     "Tier",
     "UnknownUserError",
+    "batched_push_ceiling",
     "check_online_only_answer",
     "count_flaps",
     "derive_state",
+    "device_state_at",
     "draw_friend_counts",
+    "expected_shards_touched",
+    "gateway_write_rate",
     "heartbeat_times",
+    "heartbeat_write_rate",
     "naive_push_rate",
     "next_state",
     "online_only_push_rate",
+    "presence_shard",
+    "shard_frame",
     "simulate_presence_cost",
     "status_timeline",
     "transition_table_frame",
+    "window_cost_table",
+    "window_sweep",
 ]

@@ -29,6 +29,10 @@ class ChatPresenceChannel:
     """Delivers presence batches as chat messages from a system account (created if missing)."""
 
     def __init__(self, chat: ChatServer, account_id: str = PRESENCE_ACCOUNT) -> None:
+        if not isinstance(chat, ChatServer):
+            raise ValueError(f"chat must be a ChatServer, got {type(chat).__name__}")
+        if not isinstance(account_id, str) or not account_id:
+            raise ValueError(f"account_id must be a non-empty string, got {account_id!r}")
         self.chat = chat
         self.account_id = account_id
         if not chat.has_user(account_id):
@@ -43,6 +47,8 @@ class ChatPresenceChannel:
         Every viewer must be a registered chat user: ``NotFound`` names the missing ones and
         nothing is sent. A batch already delivered returns its original message.
         """
+        if not isinstance(batches, Mapping):
+            raise ValueError(f"batches must map each viewer id to that viewer's PresenceBatch, got {batches!r}")
         for viewer_id, batch in batches.items():
             if not isinstance(batch, PresenceBatch) or batch.viewer_id != viewer_id:
                 raise ValueError(f"batches must map each viewer id to that viewer's PresenceBatch ({viewer_id!r})")

@@ -17,6 +17,15 @@ user's state is a two-state Markov chain in its stationary regime. Friends are d
 (mean-field): the changes reaching a viewer in a tick are Poisson with mean ``friends ×
 (changes this tick / users)``. Flap collapsing is left out, so batched counts are an upper bound.
 
+Pushes are not the only load. Every heartbeat that writes the presence store is a write:
+``online users ÷ heartbeat interval`` per second (:func:`heartbeat_write_rate`; 5 M connected
+users beating every 5 s make 1 M writes/s), more than all the pushes. The usual fix keeps each
+connection's last heartbeat in the memory of the connection server that holds the socket and
+writes the store only when the state changes, plus a coarse refresh so the record's TTL does not
+run out (:func:`gateway_write_rate`). And batching has a ceiling the naive strategies lack: a
+viewer gets at most one push per window, so pushes/s ≤ online viewers ÷ window
+(:func:`batched_push_ceiling`), however many friends they have.
+
 Taught in ``notebooks/05_presence.ipynb``.
 """
 
@@ -29,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from chatdesign.checks import check_fraction, check_number, check_whole
-from chatdesign.exercises import CheckResult, check_within
-from chatdesign.units import SECONDS_PER_DAY, format_count
+from chatdesign.exercises import CheckResult, check_within, not_answered
+from chatdesign.units import SECONDS_PER_DAY, format_count, format_duration
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class PresenceCostModel:
     header_bytes: int = 60
     change_bytes: int = 40
     seed: int = 0
+    heartbeat_interval_s: float = 5.0
+    store_refresh_s: float = 60.0
 
     def __post_init__(self) -> None:
         for what in ("users", "max_friends", "header_bytes", "change_bytes", "seed"):
@@ -72,6 +83,8 @@ class PresenceCostModel:
         for what in ("mean_session_s", "very_important_delay_s", "others_delay_s", "duration_s"):
             check_number(getattr(self, what), what, minimum=self.tick_s)
         check_number(self.warmup_s, "warmup_s", minimum=0)
+        check_number(self.heartbeat_interval_s, "heartbeat_interval_s", positive=True, unit="seconds")
+        check_number(self.store_refresh_s, "store_refresh_s", minimum=self.heartbeat_interval_s, unit="seconds")
         if self.very_important_delay_s > self.others_delay_s:
             raise ValueError(
                 f"very important friends may not wait longer ({self.very_important_delay_s:g} s) "
@@ -121,6 +134,44 @@ class PresenceCostResult:
             f"online-only={format_count(self.online_only_pushes_per_s)}/s, "
             f"batched={format_count(self.batched_pushes_per_s)}/s, "
             f"naive/batched={self.naive_to_batched_ratio:.1f}x)"
+        )
+
+    @property
+    def heartbeat_writes_per_s(self) -> float:
+        """Store writes/s when every heartbeat writes the store: online users ÷ interval."""
+        return heartbeat_write_rate(self.mean_online_users, self.model.heartbeat_interval_s)
+
+    @property
+    def gateway_writes_per_s(self) -> float:
+        """Store writes/s when connection servers write on change plus one refresh per period."""
+        return gateway_write_rate(self.mean_online_users, self.changes_per_s, self.model.store_refresh_s)
+
+    @property
+    def push_ceiling_per_s(self) -> float:
+        """The most batched pushes/s possible: each online viewer at most once per shortest window."""
+        return batched_push_ceiling(self.mean_online_users, self.model.very_important_delay_s)
+
+    @property
+    def others_push_ceiling_per_s(self) -> float:
+        """The ceiling if only ordinary friends changed: online viewers ÷ the ordinary window."""
+        return batched_push_ceiling(self.mean_online_users, self.model.others_delay_s)
+
+    def writes_frame(self) -> pd.DataFrame:
+        """Store writes/s under both designs, next to the batched pushes/s, per strategy row."""
+        model = self.model
+        return pd.DataFrame(
+            {
+                "store_writes_per_s": [self.heartbeat_writes_per_s, self.gateway_writes_per_s],
+                "writes_per_push": [
+                    self.heartbeat_writes_per_s / self.batched_pushes_per_s if self.batched_pushes_per_s else math.inf,
+                    self.gateway_writes_per_s / self.batched_pushes_per_s if self.batched_pushes_per_s else math.inf,
+                ],
+                "what_is_written": [
+                    f"every heartbeat (every {format_duration(model.heartbeat_interval_s)})",
+                    f"each change + a refresh every {format_duration(model.store_refresh_s)}",
+                ],
+            },
+            index=pd.Index(["every heartbeat writes", "connection server writes"], name="design"),
         )
 
     @property
@@ -342,8 +393,95 @@ def online_only_push_rate(
     return naive_push_rate(users, mean_friends, changes_per_user_per_s) * online_fraction
 
 
+def heartbeat_write_rate(online_users: float, heartbeat_interval_s: float) -> float:
+    """Store writes/s when each heartbeat writes the presence record: online users ÷ interval.
+
+    5 M connected users beating every 5 s: 1 M writes/s. Taught in ``notebooks/05_presence.ipynb``.
+    """
+    check_number(online_users, "online_users", minimum=0)
+    interval = check_number(heartbeat_interval_s, "heartbeat_interval_s", positive=True, unit="seconds")
+    return online_users / interval
+
+
+def gateway_write_rate(online_users: float, changes_per_s: float, refresh_s: float) -> float:
+    """Store writes/s when the connection server keeps each connection's last heartbeat in memory
+    and writes the store only on a change (login, logout, away) plus one refresh per ``refresh_s``
+    per online user, so the record's TTL never runs out while the user is connected.
+    """
+    check_number(online_users, "online_users", minimum=0)
+    check_number(changes_per_s, "changes_per_s", minimum=0)
+    refresh = check_number(refresh_s, "refresh_s", positive=True, unit="seconds")
+    return changes_per_s + online_users / refresh
+
+
+def batched_push_ceiling(online_viewers: float, window_s: float) -> float:
+    """The most batched pushes/s: each online viewer gets at most one push per window."""
+    check_number(online_viewers, "online_viewers", minimum=0)
+    window = check_number(window_s, "window_s", positive=True, unit="seconds")
+    return online_viewers / window
+
+
+WINDOW_PANEL_USERS = 2_000
+"""Users in the window panel of notebook 05 (small, so a slider answers in well under a second)."""
+WINDOW_PANEL_DURATION_S = 300.0
+"""Seconds measured by the window panel of notebook 05."""
+
+
+def _window_model(very_important_delay_s: float, others_delay_s: float, seed: int) -> PresenceCostModel:
+    return PresenceCostModel(
+        users=WINDOW_PANEL_USERS,
+        very_important_delay_s=very_important_delay_s,
+        others_delay_s=max(others_delay_s, very_important_delay_s),
+        duration_s=WINDOW_PANEL_DURATION_S,
+        seed=seed,
+    )
+
+
+def window_cost_table(
+    very_important_delay_s: float = 5.0, others_delay_s: float = 120.0, seed: int = 0
+) -> pd.DataFrame:
+    """Notebook 05's panel: pushes, bytes and staleness for one pair of tier windows (seconds).
+
+    A population of :data:`WINDOW_PANEL_USERS` measured for :data:`WINDOW_PANEL_DURATION_S`; the
+    ordinary window is raised to the very-important one if a slider puts it below.
+    """
+    result = simulate_presence_cost(_window_model(very_important_delay_s, others_delay_s, seed))
+    table = result.to_frame()
+    table["mean_staleness_s"] = [0.0, 0.0, result.others_mean_staleness_s]
+    return table
+
+
+def window_sweep(
+    very_important_delays_s: tuple[float, ...] = (1.0, 5.0, 30.0),
+    others_delays_s: tuple[float, ...] = (30.0, 120.0, 240.0),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The panel's effect without a kernel: batched pushes/s and staleness as each window moves.
+
+    One row per setting: each very-important delay with the ordinary window at 120 s, then each
+    ordinary window with the very-important delay at 5 s (the panel's defaults). Windows are
+    kept well inside :data:`WINDOW_PANEL_DURATION_S`, or the run would cut them short.
+    """
+    rows = []
+    settings = [("very important window", v, v, 120.0) for v in very_important_delays_s]
+    settings += [("ordinary window", o, 5.0, o) for o in others_delays_s]
+    for control, value, very_important, others in settings:
+        result = simulate_presence_cost(_window_model(very_important, others, seed))
+        rows.append(
+            {
+                "control moved": control,
+                "window": format_duration(value),
+                "batched pushes/s": result.batched_pushes_per_s,
+                "share of naive": result.batched_pushes_per_s / result.naive_pushes_per_s,
+                "very important: mean wait": format_duration(result.very_important_mean_staleness_s),
+                "others: mean wait": format_duration(result.others_mean_staleness_s),
+            }
+        )
+    return pd.DataFrame(rows).set_index(["control moved", "window"])
+
+
 def check_online_only_answer(
-    answer: float,
+    answer: float | None,
     users: float,
     mean_friends: float,
     online_fraction: float,
@@ -351,12 +489,16 @@ def check_online_only_answer(
 ) -> CheckResult:
     """Self-check for notebook 05's exercise: online-only pushes/s (within 10 %).
 
-    Each login makes two changes (online, then offline). An answer that matches naive fan-out
-    (pushing to offline friends too) or forgets the logout is named as such.
+    Each login makes two changes (online, then offline). ``None`` is "not answered yet" with a
+    hint; a wrong answer is diagnosed -- too high or low, and the likely mistake (naive fan-out,
+    a forgotten logout, a per-day rate) -- without the expected value.
     """
     check_number(logins_per_user_per_day, "logins_per_user_per_day", minimum=0)
     churn = 2 * logins_per_user_per_day / SECONDS_PER_DAY
     expected = online_only_push_rate(users, mean_friends, online_fraction, churn)
+    start = "changes/s = users × 2 × logins/day ÷ 86,400; each reaches friends × online share"
+    if answer is None:
+        return not_answered("online-only pushes/s", f"hint: {start}")
     result = check_within("online-only pushes/s", answer, expected, rel_tol=0.1, unit="pushes/s")
     if result.passed:
         return result
@@ -365,6 +507,8 @@ def check_online_only_answer(
         hint = "that is naive fan-out: multiply by the share of friends who are online"
     elif check_within("half", answer, expected / 2, rel_tol=0.1).passed:
         hint = "a login makes two changes (online, and later offline)"
+    elif check_within("per day", answer, expected * SECONDS_PER_DAY, rel_tol=0.1).passed:
+        hint = "that is a rate per day: divide by the seconds in a day"
     else:
-        hint = "changes/s = users × 2 × logins/day ÷ 86,400; each reaches friends × online share"
+        hint = start
     return CheckResult(result.name, False, f"{result.explanation}; hint: {hint}")

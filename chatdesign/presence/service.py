@@ -11,6 +11,12 @@ current time and sends what it returns.
   ``last_seen_ttl_s`` (a week) -- presence is not stored permanently. Whether a device is
   alive is judged from the timestamps with the injected clock, not from Redis's wall-clock
   expiry, so tests can travel in time and both stores behave alike.
+- **Deadlines.** A device goes offline at ``heartbeat + offline_after_s`` and idle at
+  ``activity + away_after_s``; its state at any moment is judged by comparing that moment with
+  these two deadlines (:func:`~chatdesign.presence.states.device_state_at`), never by
+  subtracting times, so a timer set for a deadline always finds the state changed when it fires,
+  whatever the clock's magnitude. A clock so large that the shortest timeout is below its
+  resolution is refused.
 - **Timers.** Each user who is not offline has one timer at the next moment their state could
   change by itself (a device's grace period running out, or its activity growing stale). A
   heap orders them; :meth:`flush` pops the due ones and re-derives the state *at the timer's
@@ -20,9 +26,14 @@ current time and sends what it returns.
   online (or away) viewer who has the user as a friend gets a pending change due at
   ``changed_at + tier.max_delay_s``; the tier comes from the viewer's importance score for
   that friend. Offline viewers get nothing: they pull on login (:meth:`initial_statuses`).
-- **Batches.** A later change of the same friend overwrites the pending one (keeping the
-  earlier due time); if it returns the friend to the state the viewer last saw, it is dropped,
-  so flaps inside a window never reach anyone. When any of a viewer's changes is due, the
+- **What each viewer last saw.** A later change of the same friend overwrites the pending one
+  (keeping the earlier due time); if it returns the friend to the state *this viewer* last saw,
+  it is dropped, so flaps inside a window never reach anyone. What a viewer saw is the last
+  batch sent to them or the last pull they made (:meth:`statuses`, :meth:`initial_statuses`)
+  while online: a pull that already shows a pending change cancels its push, and a pull that
+  shows an intermediate state makes a later flip back news again. Only differences from the
+  announced state are kept, so the memory is O(pending changes + divergent pulls).
+- **Batches.** When any of a viewer's changes is due, the
   viewer gets one :class:`PresenceBatch` with the latest state of every friend pending for
   them -- the not-yet-due ones ride along, which never breaks a bound and saves a push.
 
@@ -34,7 +45,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -52,7 +63,7 @@ from chatdesign.presence.states import (
     STATE_RANK,
     PresenceEvent,
     PresenceState,
-    derive_state,
+    device_state_at,
     next_state,
 )
 from chatdesign.presence.store import TTLStore
@@ -127,6 +138,8 @@ class PresenceBatch(Sequence[PresenceChange]):
     def __post_init__(self) -> None:
         _check_id(self.viewer_id, "viewer_id")
         check_number(self.sent_at_s, "sent_at_s", unit="seconds")
+        if not isinstance(self.changes, tuple):
+            raise ValueError(f"changes must be a tuple of PresenceChange, got {type(self.changes).__name__}")
         if not self.changes or not all(isinstance(c, PresenceChange) for c in self.changes):
             raise ValueError("a batch holds at least one PresenceChange and nothing else")
         if len({c.user_id for c in self.changes}) != len(self.changes):
@@ -190,6 +203,12 @@ class InitialPull:
 
     def __post_init__(self) -> None:
         _check_id(self.user_id, "user_id")
+        if not isinstance(self.statuses, tuple) or not all(isinstance(s, PresenceStatus) for s in self.statuses):
+            raise ValueError(f"statuses must be a tuple of PresenceStatus, got {self.statuses!r}")
+        if not isinstance(self.importances, tuple) or not all(
+            isinstance(i, int | float) and not isinstance(i, bool) and not math.isnan(i) for i in self.importances
+        ):
+            raise ValueError(f"importances must be a tuple of numbers, got {self.importances!r}")
         if len(self.statuses) != len(self.importances):
             raise ValueError("statuses and importances must have the same length")
         if list(self.importances) != sorted(self.importances, reverse=True):
@@ -227,6 +246,12 @@ class _Pending:
 class _Device:
     heartbeat_at_s: float
     active_at_s: float | None
+
+    def deadlines(self, policy: PresencePolicy) -> tuple[float, float | None]:
+        """When this device goes offline, and when it turns idle (``None``: never used)."""
+        offline_at = self.heartbeat_at_s + policy.offline_after_s
+        idle_at = None if self.active_at_s is None else self.active_at_s + policy.away_after_s
+        return offline_at, idle_at
 
 
 @dataclass(frozen=True)
@@ -275,6 +300,7 @@ class PresenceService:
             raise ValueError(f"clock must be a callable returning seconds, got {clock!r}")
         if policy is not None and not isinstance(policy, PresencePolicy):
             raise ValueError(f"policy must be a PresencePolicy, got {type(policy).__name__}")
+        _presence_number(clock(), "clock()", unit="seconds")  # a misconfigured clock fails here, not later
         self._store = store
         self._clock = clock
         self._policy = policy if policy is not None else PresencePolicy()
@@ -293,6 +319,7 @@ class PresenceService:
         self._viewer_due: dict[str, float] = {}
         self._due: list[tuple[float, str]] = []
         self._interactions: dict[tuple[str, str], tuple[float, float]] = {}
+        self._seen: dict[str, dict[str, PresenceState]] = {}  # viewer -> friend -> pulled state ≠ announced
 
     def __repr__(self) -> str:
         return (
@@ -330,7 +357,7 @@ class PresenceService:
         alive_devices = {
             device: state
             for device, state in record.devices.items()
-            if state.heartbeat_at_s + self._policy.offline_after_s > now
+            if state.deadlines(self._policy)[0] > now
         }
         previous = alive_devices.get(device_id)
         active_at = now if active else (previous.active_at_s if previous else None)
@@ -364,6 +391,11 @@ class PresenceService:
         now = self._now()
         pair = _pair(user_a, user_b)
         total = self._decayed_messages(pair, now) + count
+        if not math.isfinite(total * self._policy.interaction_weight):
+            raise PresenceError(
+                f"messages={messages!r} makes the interaction total of {user_a!r} and {user_b!r} too large "
+                f"to score (it overflows a float)"
+            )
         self._interactions[pair] = (total, now)
         return total
 
@@ -379,18 +411,23 @@ class PresenceService:
         """The presence of ``user_ids`` (each a friend of ``viewer_id``) in one store round trip.
 
         Raises :class:`NotAFriendError` if any of them is not the viewer's friend: presence is
-        shown to friends only. The order of the answer follows ``user_ids``.
+        shown to friends only, and ``PresenceError`` if ``user_ids`` is not a sequence of ids.
+        The order of the answer follows ``user_ids``. The answer is what the viewer now shows:
+        a pending push it already contains is cancelled, and a later flip back is news again.
+        Pull after the viewer's first heartbeat: a pull by an offline viewer is not tracked.
         """
         self._check_user(viewer_id)
-        if isinstance(user_ids, str):
-            raise PresenceError("user_ids must be a sequence of ids, not a single string")
+        if isinstance(user_ids, str | bytes) or not isinstance(user_ids, Iterable):
+            raise PresenceError(f"user_ids must be a sequence of ids (not a single string), got {user_ids!r}")
         ids = list(user_ids)
         friends = self._friends.get(viewer_id, {})
         for user_id in ids:
             _check_id(user_id, "user_id")
             if user_id not in friends:
                 raise NotAFriendError(f"{user_id!r} is not a friend of {viewer_id!r}")
-        return self._statuses_at(ids, self._now())
+        answer = self._statuses_at(ids, self._now())
+        self._reconcile_pull(viewer_id, answer)
+        return answer
 
     def importance(self, viewer_id: str, friend_id: str) -> float:
         """The score of ``friend_id`` for ``viewer_id`` now: base importance + interactions."""
@@ -402,6 +439,8 @@ class PresenceService:
 
         Ties go by friend id. The other friends are counted in ``remaining`` and fetched on
         demand with :meth:`statuses`. Raises ``PresenceError`` for a negative or non-int limit.
+        Call it after the login's first heartbeat, so that the pull is reconciled with the
+        pushes that follow (see :meth:`statuses`).
         """
         self._check_user(user_id)
         limit = _presence_count(limit, "limit")
@@ -409,21 +448,34 @@ class PresenceService:
         friends = self._friends.get(user_id, {})
         ranked = sorted((-self._score(user_id, f, now), f) for f in friends)[:limit]
         statuses = self._statuses_at([friend for _, friend in ranked], now)
+        self._reconcile_pull(user_id, statuses)
         return InitialPull(
             user_id, statuses, tuple(-neg for neg, _ in ranked), len(friends) - len(ranked)
         )
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self, now: float) -> dict[str, PresenceBatch]:
-        """Everything due by ``now`` (seconds): ``{viewer_id: batch}``, viewers sorted by id.
+    def flush(self, now: float | None = None) -> dict[str, PresenceBatch]:
+        """Everything due by ``now`` (seconds; the clock's time by default): ``{viewer_id: batch}``,
+        viewers sorted by id.
 
         First the timers that ran out by ``now`` are applied (users going away or offline at
         the moment they did), then every online or away viewer with a change due by ``now``
         gets one batch. Call it about once a second. Raises :class:`ClockWentBackwardsError`
-        if ``now`` is earlier than a time the service has already used.
+        if ``now`` is earlier than a time the service has already used, and ``PresenceError``
+        if it is later than the service's clock (milliseconds passed for seconds, say): the
+        service would otherwise refuse every later clock reading as going backwards.
         """
-        moment = self._advance_to(now)
+        current = _presence_number(self._clock(), "clock()", unit="seconds")
+        if now is not None:
+            asked = _presence_number(now, "now", unit="seconds")
+            if asked > current:
+                raise PresenceError(
+                    f"flush(now={now!r}) is {asked - current:.6g} s ahead of the service's clock "
+                    f"({current!r} s): pass the clock's time in seconds"
+                )
+            current = asked
+        moment = self._advance_to(current)
         while self._timers and self._timers[0][0] <= moment:
             at, user_id = heapq.heappop(self._timers)
             if self._timer_at.get(user_id) == at:
@@ -454,6 +506,12 @@ class PresenceService:
             raise ClockWentBackwardsError(
                 f"time went backwards: {now!r} s is before {self._latest_s!r} s already used"
             )
+        shortest = min(self._policy.offline_after_s, self._policy.away_after_s)
+        if not now + shortest > now:
+            raise PresenceError(
+                f"now={now!r} s is too large for a float clock: {shortest:g} s later cannot be told "
+                f"apart from it (seconds since the epoch fit; nanoseconds do not)"
+            )
         self._latest_s = float(now)
         return self._latest_s
 
@@ -482,13 +540,7 @@ class PresenceService:
         best = PresenceState.OFFLINE
         alive: list[str] = []
         for device, state in record.devices.items():
-            active_ago = None if state.active_at_s is None else at - state.active_at_s
-            device_state = derive_state(
-                at - state.heartbeat_at_s,
-                active_ago,
-                self._policy.offline_after_s,
-                self._policy.away_after_s,
-            )
+            device_state = device_state_at(at, *state.deadlines(self._policy))
             if device_state is not PresenceState.OFFLINE:
                 alive.append(device)
             if STATE_RANK[device_state] > STATE_RANK[best]:
@@ -505,13 +557,11 @@ class PresenceService:
         """The first moment after ``after`` at which some device's state changes by itself."""
         candidates: list[float] = []
         for state in record.devices.values():
-            dies_at = state.heartbeat_at_s + self._policy.offline_after_s
-            if dies_at > after:
-                candidates.append(dies_at)
-                if state.active_at_s is not None:
-                    idles_at = state.active_at_s + self._policy.away_after_s
-                    if after < idles_at < dies_at:
-                        candidates.append(idles_at)
+            offline_at, idle_at = state.deadlines(self._policy)
+            if offline_at > after:
+                candidates.append(offline_at)
+                if idle_at is not None and after < idle_at < offline_at:
+                    candidates.append(idle_at)
         return min(candidates, default=None)
 
     def _arm_timer(self, user_id: str, record: _Record, after: float) -> None:
@@ -554,24 +604,33 @@ class PresenceService:
             self._arm_timer(user_id, record, at)
 
     def _announce(self, user_id: str, old: PresenceState, new: PresenceState, at: float) -> None:
-        """``user_id`` changed from ``old`` to ``new`` at ``at``: queue it for online viewers."""
+        """``user_id`` changed from ``old`` to ``new`` at ``at``: queue it for online viewers.
+
+        Each viewer's change is compared with what *that viewer* last saw (a pending change's
+        starting point, a divergent pull, or else the announced state ``old``).
+        """
         if new is PresenceState.OFFLINE:
             del self._announced[user_id]
             self._pending.pop(user_id, None)  # an offline viewer pulls on login instead
             self._viewer_due.pop(user_id, None)
+            self._seen.pop(user_id, None)
         else:
+            if old is PresenceState.OFFLINE:
+                self._seen.pop(user_id, None)  # a new session starts from its own pull
             self._announced[user_id] = new
         for viewer in self._viewers[user_id]:
             if viewer not in self._announced:
                 continue  # offline viewers receive nothing
-            due = at + self._policy.tier_for(self._score(viewer, user_id, at)).max_delay_s
             pending_for_viewer = self._pending.setdefault(viewer, {})
             pending = pending_for_viewer.get(user_id)
-            if pending is None:
-                pending_for_viewer[user_id] = _Pending(old, new, at, due)
-            elif new is pending.state_before:
-                del pending_for_viewer[user_id]  # a flap inside the window: nothing to say
+            before = pending.state_before if pending is not None else self._pop_seen(viewer, user_id, old)
+            if new is before:
+                if pending is not None:
+                    del pending_for_viewer[user_id]  # a flap inside the window: nothing to say
                 continue
+            due = at + self._policy.tier_for(self._score(viewer, user_id, at)).max_delay_s
+            if pending is None:
+                pending_for_viewer[user_id] = _Pending(before, new, at, due)
             else:
                 pending.status, pending.changed_at_s = new, at
                 pending.due_at_s = min(pending.due_at_s, due)
@@ -579,6 +638,33 @@ class PresenceService:
             if due < self._viewer_due.get(viewer, math.inf):
                 self._viewer_due[viewer] = due
                 heapq.heappush(self._due, (due, viewer))
+
+    def _pop_seen(self, viewer_id: str, friend_id: str, default: PresenceState) -> PresenceState:
+        seen = self._seen.get(viewer_id)
+        if not seen or friend_id not in seen:
+            return default
+        state = seen.pop(friend_id)
+        if not seen:
+            del self._seen[viewer_id]
+        return state
+
+    def _reconcile_pull(self, viewer_id: str, shown: Sequence[PresenceStatus]) -> None:
+        """``viewer_id`` now shows ``shown``: cancel pushes it already has, remember divergences."""
+        if viewer_id not in self._announced:
+            return  # an offline viewer's pull is not tracked: a client pulls after its first heartbeat
+        pending_for_viewer = self._pending.get(viewer_id, {})
+        for status in shown:
+            friend, state = status.user_id, status.status
+            pending = pending_for_viewer.get(friend)
+            if pending is not None:
+                if state is pending.status:
+                    del pending_for_viewer[friend]  # the viewer already shows the news
+                else:
+                    pending.state_before = state
+                continue
+            self._pop_seen(viewer_id, friend, default=state)
+            if state is not self._announced.get(friend, PresenceState.OFFLINE):
+                self._seen.setdefault(viewer_id, {})[friend] = state
 
     def _decayed_messages(self, pair: tuple[str, str], at: float) -> float:
         total, since = self._interactions.get(pair, (0.0, at))

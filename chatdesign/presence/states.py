@@ -98,6 +98,26 @@ def transition_table_frame() -> pd.DataFrame:
     return frame
 
 
+def device_state_at(at_s: float, offline_at_s: float | None, idle_at_s: float | None) -> PresenceState:
+    """One device's state at ``at_s`` from the two moments that decide it (seconds).
+
+    ``offline_at_s`` is when its grace period runs out (last heartbeat + ``offline_after_s``;
+    ``None`` for a device never seen) and ``idle_at_s`` when it turns idle (last use +
+    ``away_after_s``; ``None`` for one never used). Offline from ``offline_at_s`` on, online
+    before ``idle_at_s``, away otherwise.
+
+    This is the one rule, in the form the service's timers use: a timer set for a deadline and
+    the state judged at that deadline compare the *same* float, so a timer never fires on a
+    device that still looks alive. (Judging by "seconds since the heartbeat" instead fails:
+    near a wall-clock time of 1.7e9 s, ``(t + 30.3) - t`` rounds to less than 30.3.)
+    """
+    if offline_at_s is None or at_s >= offline_at_s:
+        return PresenceState.OFFLINE
+    if idle_at_s is not None and at_s < idle_at_s:
+        return PresenceState.ONLINE
+    return PresenceState.AWAY
+
+
 def derive_state(
     heartbeat_ago_s: float | None,
     active_ago_s: float | None,
@@ -109,15 +129,20 @@ def derive_state(
     ``heartbeat_ago_s`` is ``None`` for a device never seen, ``active_ago_s`` ``None`` for one
     never used. A device is offline once ``heartbeat_ago_s >= offline_after_s``, online while
     also ``active_ago_s < away_after_s``, and away otherwise. A user is in the best state of
-    their devices (online beats away beats offline). Times are in seconds.
+    their devices (online beats away beats offline). Times are in seconds. The same rule as
+    :func:`device_state_at`, measured from now (``0 >= offline_after_s - ago`` exactly when
+    ``ago >= offline_after_s``: float subtraction keeps the sign).
     """
     for value, what in ((offline_after_s, "offline_after_s"), (away_after_s, "away_after_s")):
         check_number(value, what, positive=True, unit="seconds")
-    if heartbeat_ago_s is None or heartbeat_ago_s >= offline_after_s:
-        return PresenceState.OFFLINE
-    if active_ago_s is not None and active_ago_s < away_after_s:
-        return PresenceState.ONLINE
-    return PresenceState.AWAY
+    for ago, what in ((heartbeat_ago_s, "heartbeat_ago_s"), (active_ago_s, "active_ago_s")):
+        if ago is not None:
+            check_number(ago, what, unit="seconds")
+    return device_state_at(
+        0.0,
+        None if heartbeat_ago_s is None else offline_after_s - heartbeat_ago_s,
+        None if active_ago_s is None else away_after_s - active_ago_s,
+    )
 
 
 STATE_RANK: Final[dict[PresenceState, int]] = {_OFF: 0, _AWAY: 1, _ON: 2}

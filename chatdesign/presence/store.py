@@ -20,7 +20,7 @@ Taught in ``notebooks/05_presence.ipynb``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import redis
@@ -70,8 +70,8 @@ def _check_ttl(ttl_s: float) -> float:
 
 
 def _check_keys(keys: Sequence[str]) -> list[str]:
-    if isinstance(keys, str):
-        raise ValueError("keys must be a sequence of strings, not a single string")
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise ValueError(f"keys must be a sequence of strings (not a single string), got {keys!r}")
     return [_check_key(key) for key in keys]
 
 
@@ -92,44 +92,50 @@ class MemoryTTLStore:
     def __repr__(self) -> str:
         return f"MemoryTTLStore(keys={len(self._entries)})"
 
+    def _now(self) -> float:
+        return check_number(self._clock(), "clock()", unit="seconds")
+
     def __len__(self) -> int:
         """The number of keys not yet expired."""
-        now = self._clock()
+        now = self._now()
         return sum(1 for _, expires_at in self._entries.values() if expires_at > now)
 
     def set(self, key: str, value: str, ttl_s: float) -> None:
         """Store ``value`` under ``key`` for ``ttl_s`` seconds of the injected clock."""
         checked_key, checked_value, ttl = _check_key(key), _check_value(value), _check_ttl(ttl_s)
-        self._entries[checked_key] = (checked_value, self._clock() + ttl)
+        now = self._now()
+        if not now + ttl > now:  # the same trap as the service's timers: a TTL below the clock's resolution
+            raise ValueError(f"ttl_s={ttl_s!r} is too small to tell apart from the clock's time {now!r} s")
+        self._entries[checked_key] = (checked_value, now + ttl)
 
     def get(self, key: str) -> str | None:
         """The live value under ``key``, or ``None``."""
-        return self._live(_check_key(key), self._clock())
+        return self._live(_check_key(key), self._now())
 
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         """The live values under ``keys``, in order, ``None`` where missing."""
         checked = _check_keys(keys)
-        now = self._clock()
+        now = self._now()
         return [self._live(key, now) for key in checked]
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it was live."""
         checked = _check_key(key)
-        live = self._live(checked, self._clock()) is not None
+        live = self._live(checked, self._now()) is not None
         self._entries.pop(checked, None)
         return live
 
     def ttl_s(self, key: str) -> float | None:
         """Seconds left before ``key`` expires, or ``None`` if it is missing."""
         checked = _check_key(key)
-        now = self._clock()
+        now = self._now()
         if self._live(checked, now) is None:
             return None
         return self._entries[checked][1] - now
 
     def purge_expired(self) -> int:
         """Drop every expired entry now; returns how many were dropped."""
-        now = self._clock()
+        now = self._now()
         expired = [key for key, (_, expires_at) in self._entries.items() if expires_at <= now]
         for key in expired:
             del self._entries[key]

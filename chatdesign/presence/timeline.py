@@ -22,6 +22,11 @@ from chatdesign.presence.service import PresenceService
 from chatdesign.presence.states import STATE_RANK, PresenceState
 from chatdesign.presence.store import MemoryTTLStore
 
+MAX_HEARTBEATS = 10_000_000
+"""The most heartbeats :func:`heartbeat_times` makes in one call (a bound on memory)."""
+MAX_SAMPLES = 1_000_000
+"""The most samples :func:`status_timeline` takes in one call (a bound on time)."""
+
 
 def heartbeat_times(
     duration_s: float,
@@ -38,6 +43,11 @@ def heartbeat_times(
     interval = check_number(interval_s, "interval_s", positive=True, unit="seconds")
     jitter = check_number(jitter_s, "jitter_s", minimum=0, unit="seconds")
     drop = check_fraction(drop_probability, "drop_probability")
+    if duration / interval > MAX_HEARTBEATS:
+        raise ValueError(
+            f"{duration:g} s at one beat every {interval:g} s makes {duration / interval:.3g} heartbeats; "
+            f"at most {MAX_HEARTBEATS:,} (shorten duration_s)"
+        )
     if drop == 1:
         raise ValueError("drop_probability must be below 1: with every heartbeat lost there is no timeline")
     rng = np.random.default_rng(seed)
@@ -60,6 +70,10 @@ def status_timeline(
     """
     until = check_number(until_s, "until_s", positive=True, unit="seconds")
     step = check_number(step_s, "step_s", positive=True, unit="seconds")
+    if until / step > MAX_SAMPLES:
+        raise ValueError(
+            f"{until:g} s sampled every {step:g} s makes {until / step:.3g} samples; at most {MAX_SAMPLES:,}"
+        )
     beats = np.sort(np.asarray(heartbeats_s, dtype=float))
     if beats.size and (not np.isfinite(beats).all() or beats[0] < 0):
         raise ValueError("heartbeat times must be finite and ≥ 0 seconds")

@@ -11,15 +11,21 @@ from chatdesign.presence import (
     PresenceCostModel,
     PresenceCostResult,
     PresenceCostSimulation,
+    batched_push_ceiling,
     check_online_only_answer,
     count_flaps,
     draw_friend_counts,
+    gateway_write_rate,
     heartbeat_times,
+    heartbeat_write_rate,
     naive_push_rate,
     online_only_push_rate,
     simulate_presence_cost,
     status_timeline,
+    window_cost_table,
+    window_sweep,
 )
+from chatdesign.units import format_count
 
 SMALL = PresenceCostModel(users=3_000, duration_s=300, seed=7)
 
@@ -156,3 +162,59 @@ def test_simulation_steps_one_tick_at_a_time() -> None:
     assert repr(simulation) == "PresenceCostSimulation(users=1000, tick=210)"
     assert simulation.result() == simulate_presence_cost(model)
     assert pushed >= simulation.result().batched_pushes_per_s * model.duration_s
+
+
+def test_exercise_check_waits_for_an_answer_and_never_shows_the_expected_value() -> None:
+    args = {"users": 1e6, "mean_friends": 100, "online_fraction": 0.1, "logins_per_user_per_day": 4}
+    expected = 1e6 * 8 / 86_400 * 100 * 0.1
+    unanswered = check_online_only_answer(None, **args)
+    assert not unanswered.passed and "not answered yet" in unanswered.explanation and "hint" in unanswered.explanation
+    per_day = check_online_only_answer(expected * 86_400, **args)
+    assert not per_day.passed and "per day" in per_day.explanation
+    for wrong in (expected * 10, expected / 2, expected * 86_400, 1.0, expected * 3):
+        verdict = check_online_only_answer(wrong, **args)
+        assert not verdict.passed
+        assert format_count(expected) not in verdict.explanation.replace(format_count(wrong), "")
+
+
+def test_heartbeat_writes_dwarf_pushes_and_the_gateway_design_cuts_them() -> None:
+    assert heartbeat_write_rate(5e6, 5.0) == pytest.approx(1e6)  # issue 14: ≈ 1 M/s for 5 M connected
+    assert gateway_write_rate(5e6, 10_000.0, 60.0) == pytest.approx(10_000 + 5e6 / 60)
+    assert batched_push_ceiling(1_000, 5.0) == pytest.approx(200)
+    with pytest.raises(ValueError, match="heartbeat_interval_s must be positive"):
+        heartbeat_write_rate(1e6, 0)
+    with pytest.raises(ValueError, match="refresh_s"):
+        gateway_write_rate(1e6, 1.0, math.inf)
+    with pytest.raises(ValueError, match="store_refresh_s must be at least"):
+        PresenceCostModel(store_refresh_s=1.0)
+
+
+def test_result_reports_writes_and_the_push_ceiling(small_result: PresenceCostResult) -> None:
+    r = small_result
+    assert r.heartbeat_writes_per_s == pytest.approx(r.mean_online_users / SMALL.heartbeat_interval_s)
+    assert r.heartbeat_writes_per_s > r.batched_pushes_per_s
+    assert r.gateway_writes_per_s < r.heartbeat_writes_per_s
+    assert r.batched_pushes_per_s <= r.push_ceiling_per_s  # at most one push per viewer per shortest window
+    assert r.others_push_ceiling_per_s < r.push_ceiling_per_s
+    frame = r.writes_frame()
+    assert list(frame.index) == ["every heartbeat writes", "connection server writes"]
+    assert frame["store_writes_per_s"].iloc[0] > frame["store_writes_per_s"].iloc[1]
+
+
+def test_batched_pushes_approach_the_ceiling_as_friend_lists_grow() -> None:
+    few = simulate_presence_cost(PresenceCostModel(users=1_000, mean_friends=10, duration_s=200, seed=2))
+    many = simulate_presence_cost(PresenceCostModel(users=1_000, mean_friends=400, duration_s=200, seed=2))
+    assert many.naive_pushes_per_s > 20 * few.naive_pushes_per_s
+    assert many.batched_pushes_per_s <= many.push_ceiling_per_s
+    share_few = few.batched_pushes_per_s / few.others_push_ceiling_per_s
+    share_many = many.batched_pushes_per_s / many.others_push_ceiling_per_s
+    assert share_many > 2 * share_few
+
+
+def test_window_panel_and_its_sweep_show_the_effect_of_each_control() -> None:
+    table = window_cost_table(5.0, 120.0, seed=1)
+    assert list(table.columns)[-1] == "mean_staleness_s"
+    sweep = window_sweep(very_important_delays_s=(5.0,), others_delays_s=(30.0, 240.0), seed=1)
+    ordinary = sweep.loc["ordinary window"]["batched pushes/s"]
+    assert ordinary.iloc[0] > ordinary.iloc[1]  # a longer window, fewer pushes
+    assert len(sweep) == 3
