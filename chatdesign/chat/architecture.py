@@ -35,15 +35,17 @@ from chatdesign.estimation import (
     estimate_storage,
     estimate_traffic,
 )
-from chatdesign.presence.policy import PresencePolicy
+from chatdesign.exercises import CheckResult, not_answered
 from chatdesign.units import format_bitrate, format_bytes, format_count
 
 __all__ = [
     "BOXES",
+    "EXERCISE_SCENARIO",
     "Box",
     "ChatScenario",
     "ChatSystemSizing",
     "build_chat_system",
+    "check_connection_servers",
     "draw_chat_system",
     "size_chat_system",
     "system_table",
@@ -82,7 +84,7 @@ class ChatScenario:
     connections_per_server: float = 1_000_000
     max_utilisation: float = 0.7
     partition_bytes: float = 1e12
-    heartbeat_interval_s: float = PresencePolicy().heartbeat_interval_s
+    heartbeat_interval_s: float = 5.0  # PresencePolicy's default (a test keeps them equal)
 
     def __post_init__(self) -> None:
         check_number(self.daily_active_users, "daily_active_users", positive=True)
@@ -378,3 +380,50 @@ def draw_chat_system(graph: nx.DiGraph[str], ax: Axes | None = None) -> Axes:
     ax.set_axis_off()
     ax.set_title("The chat system at the peak, sized from the estimate (arrows: who calls whom)")
     return ax
+
+
+EXERCISE_SCENARIO: Final = ChatScenario(
+    daily_active_users=200e6, online_share=0.2, connections_per_server=500_000, max_utilisation=0.6
+)
+"""Notebook 06's exercise: a bigger messenger whose connection servers hold fewer connections."""
+
+_SERVERS_HINT = (
+    "count the devices connected at the peak, divide by what one server may hold (its capacity "
+    "times the utilisation limit), and round up"
+)
+
+
+def check_connection_servers(answer: float | None, scenario: ChatScenario = EXERCISE_SCENARIO) -> CheckResult:
+    """Notebook 06's exercise: how many connection servers does ``scenario`` need?
+
+    The answer is a whole number of servers. ``None`` gives "not answered yet" and a hint; a
+    wrong answer is diagnosed -- every server run completely full, every daily user counted as
+    connected, a fraction of a server rounded down -- without giving the expected count away.
+    """
+    name = "connection servers"
+    if answer is None:
+        return not_answered(name, _SERVERS_HINT)
+    if isinstance(answer, bool) or not isinstance(answer, int | float) or not math.isfinite(answer):
+        raise ValueError(f"{name}: the answer must be a number of servers, got {answer!r}")
+    sizing = size_chat_system(scenario)
+    expected = sizing.servers
+    usable = scenario.connections_per_server * scenario.max_utilisation
+    if answer == expected:
+        return CheckResult(
+            name, True,
+            f"{expected} servers: {format_count(sizing.connections)} connections, at most "
+            f"{format_count(usable)} on each",
+        )
+    if answer == sizing.servers_at_full_capacity:
+        why = "that runs every server completely full: keep each under the utilisation limit"
+    elif answer == math.ceil(scenario.daily_active_users / usable):
+        why = "that connects every daily user at once: only the online share holds a connection at the peak"
+    elif not float(answer).is_integer():
+        why = "a server is a whole machine: round up"
+    elif answer == math.floor(sizing.connections / usable):
+        why = "rounded down: a fraction of a server is still a server, so round up"
+    else:
+        direction = "high" if answer > expected else "low"
+        far = " by more than a factor of 3" if not 1 / 3 < answer / expected < 3 else ""
+        why = f"too {direction}{far}; {_SERVERS_HINT}"
+    return CheckResult(name, False, f"{answer:,g} servers is wrong: {why}")

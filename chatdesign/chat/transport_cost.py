@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import ipywidgets as widgets
 import pandas as pd
 
 from chatdesign.checks import check_fraction, check_number, check_whole
 from chatdesign.units import format_bytes, format_count, format_duration
+
+if TYPE_CHECKING:
+    import ipywidgets as widgets
 
 __all__ = [
     "TRANSPORTS",
@@ -312,6 +314,8 @@ def transport_panel() -> widgets.interactive:
 
     Display it (the last line of a cell): the table is re-drawn under the sliders as they move.
     """
+    import ipywidgets as widgets  # only the panel needs it
+
     d = TRANSPORT_PANEL_DEFAULTS
     style = {"description_width": "initial"}
     return widgets.interactive(

@@ -22,6 +22,7 @@ from chatdesign.chat.architecture import (
     size_chat_system,
     system_table,
 )
+from chatdesign.presence import PresencePolicy
 from chatdesign.widgets import MESSENGER_PANEL_DEFAULTS
 
 
@@ -32,6 +33,7 @@ def test_default_scenario_is_notebook_01s_messenger() -> None:
     assert scenario.bytes_per_message == MESSENGER_PANEL_DEFAULTS["bytes_per_message"]
     assert scenario.receivers_per_message == MESSENGER_PANEL_DEFAULTS["receivers_per_message"]
     assert scenario.retention_days == MESSENGER_PANEL_DEFAULTS["retention_years"] * 365
+    assert scenario.heartbeat_interval_s == PresencePolicy().heartbeat_interval_s
 
 
 def test_sizing_matches_estimate_messenger() -> None:
@@ -136,3 +138,29 @@ def test_bad_arguments_are_refused() -> None:
         draw_chat_system(nx.DiGraph())
     with pytest.raises(ValueError, match="no figures"):
         system_table(nx.DiGraph([("a", "b")]))
+
+
+def test_exercise_checker_diagnoses_without_giving_the_answer_away() -> None:
+    from chatdesign.chat.architecture import EXERCISE_SCENARIO, check_connection_servers
+
+    sizing = size_chat_system(EXERCISE_SCENARIO)
+    expected = sizing.servers
+    assert check_connection_servers(expected)
+    assert not check_connection_servers(None) and "not answered yet" in str(check_connection_servers(None))
+    usable = EXERCISE_SCENARIO.connections_per_server * EXERCISE_SCENARIO.max_utilisation
+    cases = {
+        sizing.servers_at_full_capacity: "completely full",
+        math.ceil(EXERCISE_SCENARIO.daily_active_users / usable): "online share",
+        math.floor(sizing.connections / usable): "round up",
+        expected + 0.5: "whole machine",
+        expected * 10: "too high by more than a factor of 3",
+        expected + 5: "too high;",
+        2: "too low by more than",
+    }
+    for answer, words in cases.items():
+        verdict = check_connection_servers(answer)
+        assert not verdict, answer
+        assert words in verdict.explanation, (answer, verdict.explanation)
+        assert f" {expected} " not in f" {verdict.explanation} ".replace(",", "")
+    with pytest.raises(ValueError, match="number of servers"):
+        check_connection_servers("many")  # type: ignore[arg-type]
