@@ -142,6 +142,8 @@ class TransportCost:
     """Requests with their responses, or frames with their replies (message + ack, ping + pong)."""
     empty_response_share: float
     """Share of responses that carry no message (0 for WebSockets: nothing is sent unasked)."""
+    messages_per_s: float
+    """Messages delivered per second (the same for every transport)."""
     bytes_per_s: float
     """Bytes on the wire, both directions, TCP/IP headers included."""
     payload_bytes_per_s: float
@@ -153,8 +155,9 @@ class TransportCost:
     @property
     def overhead_bytes_per_message(self) -> float:
         """Bytes on the wire per message delivered, beyond the message itself."""
-        messages = self.payload_bytes_per_s
-        return math.inf if messages == 0 else (self.bytes_per_s - messages) / messages
+        if self.messages_per_s == 0:
+            return math.inf
+        return (self.bytes_per_s - self.payload_bytes_per_s) / self.messages_per_s
 
     def __repr__(self) -> str:
         return (
@@ -251,7 +254,7 @@ def compare_transports(scenario: TransportScenario | None = None) -> TransportCo
 
     polls = users / s.poll_interval_s
     polling = TransportCost(
-        "polling", polls, polls, math.exp(-rate * s.poll_interval_s),
+        "polling", polls, polls, math.exp(-rate * s.poll_interval_s), users * rate,
         polls * http_round + payload, payload, *latency("polling"),
     )
     cycle, _ = _long_poll_cycle_s(s)
@@ -259,7 +262,7 @@ def compare_transports(scenario: TransportScenario | None = None) -> TransportCo
     # A cycle ends empty (a timeout) when no message came during the gap nor the hold.
     empty = math.exp(-rate * (s.rtt_ms / 1000 + s.long_poll_timeout_s))
     long_polling = TransportCost(
-        "long polling", long_polls, long_polls, empty,
+        "long polling", long_polls, long_polls, empty, users * rate,
         long_polls * http_round + payload, payload, *latency("long polling"),
     )
     handshakes = users / s.connection_lifetime_s
@@ -268,7 +271,7 @@ def compare_transports(scenario: TransportScenario | None = None) -> TransportCo
     message_frames = websocket_frame_bytes(s.message_bytes, masked=False) + websocket_frame_bytes(s.ack_bytes, True)
     ping_frames = websocket_frame_bytes(s.ping_payload_bytes, False) + websocket_frame_bytes(s.ping_payload_bytes, True)
     websocket = TransportCost(
-        "WebSockets", handshakes, handshakes + messages + pings, 0.0,
+        "WebSockets", handshakes, handshakes + messages + pings, 0.0, messages,
         handshakes * http_round + messages * (message_frames + 2 * packet) + pings * (ping_frames + 2 * packet),
         payload, *latency("WebSockets"),
     )

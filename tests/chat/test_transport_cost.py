@@ -40,6 +40,8 @@ def test_polling_by_hand() -> None:
     per_poll = 400 + 200 + 2 * 40
     assert polling.bytes_per_s == pytest.approx(100 * per_poll + 1_000 * 0.01 * 100)
     assert polling.payload_bytes_per_s == pytest.approx(1_000)
+    assert polling.messages_per_s == pytest.approx(10)
+    assert polling.overhead_bytes_per_message == pytest.approx(100 * per_poll / 10)
     assert polling.latency_mean_ms == pytest.approx(52 + 5_000)
     assert polling.latency_p99_ms == pytest.approx(52 + 9_900)
 
