@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from chatdesign import __version__
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli", "chatdesign.live.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli", "chatdesign.live.cli",
+                                       "chatdesign.chat.serve_cli", "chatdesign.chat.token_cli")
 """Modules that each add one subcommand, in the order ``--help`` lists them."""
 
 

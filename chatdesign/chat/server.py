@@ -8,6 +8,12 @@ connected devices happens only after the transaction commits, through a :class:`
 default :class:`LocalFanout` puts messages on the queues of this process's sessions; a
 network server can publish to other processes (Redis pub/sub) behind the same one method.
 
+Delivery is at-least-once with acknowledgements: a device presents its own last received
+``seq`` per conversation when it syncs (or starts from what it last acknowledged), a sync or a
+push records nothing, and only :meth:`ChatServer.ack_delivery` advances the server's record of
+a device. A response lost on the way therefore loses nothing; the device drops repeats by
+``seq``, so each message is shown once.
+
 Not thread-safe: one server object belongs to one thread (a network layer serialises calls).
 
 Taught in ``notebooks/02_chat_api.ipynb`` and ``notebooks/03_consistency.ipynb``.
@@ -38,7 +44,6 @@ from chatdesign.chat.core import (
     Message,
     SnowflakeGenerator,
     SyncResult,
-    advance_delivery,
     advance_receipt,
     check_can_add_member,
     check_can_remove_member,
@@ -64,7 +69,7 @@ from chatdesign.chat.core import (
     validate_title,
     validate_user_id,
 )
-from chatdesign.chat.errors import Forbidden, InvalidRequest, NotFound
+from chatdesign.chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
 from chatdesign.chat.retention import (
     RETENTION_POLICY_TYPES,
     ArchiveAfterDays,
@@ -99,7 +104,7 @@ class Fanout(Protocol):
 
 class DeviceSession:
     """One connected device. New messages of the user's conversations arrive on its queue;
-    :meth:`drain` takes them and records them as delivered to this device."""
+    :meth:`drain` takes them and :meth:`ack` tells the server which ones the device kept."""
 
     def __init__(self, server: ChatServer, user_id: str, device_id: str) -> None:
         self.user_id = user_id
@@ -113,12 +118,16 @@ class DeviceSession:
         return f"DeviceSession({self.user_id}/{self.device_id}, {state})"
 
     def drain(self) -> list[Message]:
-        """Everything queued, oldest first; the server records it as delivered."""
+        """Everything queued, oldest first. Taking messages off the queue records nothing:
+        the device acknowledges what it has kept with :meth:`ack` (at-least-once delivery)."""
         messages = list(self.queue)
         self.queue.clear()
-        if messages and not self.closed:
-            self._server._record_delivery(self.user_id, self.device_id, messages)
         return messages
+
+    def ack(self, conversation_id: str, up_to_seq: int) -> int:
+        """Acknowledge every message of ``conversation_id`` up to and including ``up_to_seq``
+        for this device (see :meth:`ChatServer.ack_delivery`)."""
+        return self._server.ack_delivery(self.user_id, self.device_id, conversation_id, up_to_seq)
 
     def close(self) -> None:
         """Disconnect: no more messages arrive (idempotent)."""
@@ -151,6 +160,20 @@ class LocalFanout:
         for user_id in user_ids:
             for session in self._sessions.get(user_id, []):
                 session.queue.append(message)
+
+
+SendRequest = tuple[str, str, str, str, tuple[str, ...]]
+"""One send of a batch: ``(sender_id, recipient_id, content, client_message_id, attachments)``."""
+
+
+class _CollectingFanout:
+    """Holds what a batch publishes until the batch has committed."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[Sequence[str], Message]] = []
+
+    def publish(self, user_ids: Sequence[str], message: Message) -> None:
+        self.published.append((user_ids, message))
 
 
 class ChatServer:
@@ -401,6 +424,34 @@ class ChatServer:
         self.fanout.publish(recipients, message)
         return message
 
+    def send_batch(self, sends: Sequence[SendRequest]) -> list[Message | ChatError]:
+        """Group commit: every send of ``sends`` in one transaction (one fsync), each as if by
+        :meth:`send_message` -- same idempotency and ``seq`` rules -- in its own savepoint, so
+        a refused send (its :class:`ChatError` is returned in its place) leaves the others
+        alone. Messages are published only after the batch has committed; if the commit
+        fails, the error propagates and nothing of the batch is stored or published.
+
+        Taught in ``notebooks/06_connections.ipynb``; used by :mod:`chatdesign.chat.ws`.
+        """
+        collected = _CollectingFanout()
+        fanout, self.fanout = self.fanout, collected
+        results: list[Message | ChatError] = []
+        try:
+            with self.store.transaction():
+                for send in sends:
+                    try:
+                        results.append(self.send_message(*send))
+                    except ChatError as error:
+                        results.append(error)
+        except BaseException:
+            self._direct_cache.clear()  # it may name a conversation the rollback removed
+            raise
+        finally:
+            self.fanout = fanout
+        for user_ids, message in collected.published:
+            self.fanout.publish(user_ids, message)
+        return results
+
     def _conversation_to_send_to(
         self, sender: str, recipient_id: str, now: float,
         created: list[tuple[tuple[str, str], str]],
@@ -502,6 +553,15 @@ class ChatServer:
                 self.store.set_seen(cid, user, updated)
         return updated
 
+    def seen_positions(self, user_id: str, conversation_id: str) -> dict[str, int]:
+        """``{member_id: seen seq}`` for every current member of a conversation ``user_id``
+        belongs to (0: nothing seen yet) -- what a client draws "seen" ticks from."""
+        user = self._require_user(user_id)
+        with self.store.transaction():
+            conversation = self._require_member(user, conversation_id)
+            cid = conversation.conversation_id
+            return {m: self.store.get_seen(cid, m) for m in self.store.member_ids(cid)}
+
     def seen_by(self, conversation_id: str, seq: int) -> tuple[str, ...]:
         """The current members who have seen message ``seq`` (senders have seen their own)."""
         conversation = self._require_conversation(conversation_id)
@@ -517,12 +577,14 @@ class ChatServer:
     ) -> SyncResult:
         """Everything this device has not received, per conversation, oldest first.
 
-        For each of the user's conversations the sync starts after the seq the device reports
-        in ``last_seq_by_conversation``, or, for conversations it does not mention, after the
-        position the server remembers delivering to this device (0 for a new device). The
-        server then remembers the new positions, so a second sync returns nothing new and a
-        device logging in later catches up exactly once. Conversations the user no longer
-        belongs to are skipped.
+        For each of the user's conversations the sync starts after the seq the device presents
+        in ``last_seq_by_conversation`` (the device's own record, the seed's "client apps store
+        last received msg id for each conversation"), or, for conversations it does not
+        mention, after the position this device last *acknowledged* (0 for a new device).
+        A sync records nothing: a response lost on the way loses no message, because the next
+        sync starts from the same place. The device calls :meth:`ack_delivery` for what it
+        kept. A presented position beyond a conversation's last message is refused
+        (:class:`InvalidRequest`); conversations the user no longer belongs to are skipped.
         """
         user = self._require_user(user_id)
         device = validate_device_id(device_id)
@@ -533,15 +595,63 @@ class ChatServer:
             self.store.add_device(user, device)
             remembered = self.store.delivered_positions(user, device)
             for conversation_id in self.store.conversation_ids_of(user):
-                start = sync_start(positions.get(conversation_id),
-                                   remembered.get(conversation_id, 0))
+                presented = positions.get(conversation_id)
+                if presented is not None:
+                    conversation = self._require_conversation(conversation_id)
+                    if presented > conversation.last_seq:
+                        raise InvalidRequest(
+                            f"last seq of {conversation_id} is {presented}, beyond the "
+                            f"conversation's last message ({conversation.last_seq})"
+                        )
+                start = sync_start(presented, remembered.get(conversation_id, 0))
                 found = self._everything_after(conversation_id, start)
                 if found:
                     delivered[conversation_id] = tuple(found)
-                    self.store.set_delivered(user, device, conversation_id, found[-1].seq)
-                elif start > remembered.get(conversation_id, 0):
-                    self.store.set_delivered(user, device, conversation_id, start)
         return SyncResult(user, device, delivered)
+
+    def ack_delivery(
+        self, user_id: str, device_id: str, conversation_id: str, up_to_seq: int
+    ) -> int:
+        """A device acknowledges that it holds every message of ``conversation_id`` up to and
+        including ``up_to_seq``; returns the device's acknowledged position afterwards.
+
+        Only acknowledgements move the server's record of a device (which the next sync without
+        a presented position, "delivered" receipts (:meth:`delivered_to`), offline decisions
+        and the client-only retention policy use). The position never moves backwards: an ack
+        below it is a harmless no-op (acks can arrive late or twice). An ack beyond the
+        conversation's last message is :class:`InvalidRequest`; a non-member is
+        :class:`Forbidden`.
+        """
+        user = self._require_user(user_id)
+        device = validate_device_id(device_id)
+        validate_int(up_to_seq, "up_to_seq", 1)
+        with self.store.transaction():
+            conversation = self._require_member(user, conversation_id)
+            cid = conversation.conversation_id
+            current = self.store.delivered_positions(user, device).get(cid, 0)
+            updated = advance_receipt(current, up_to_seq, conversation.last_seq)
+            if updated != current:
+                self.store.add_device(user, device)
+                self.store.set_delivered(user, device, cid, updated)
+        return updated
+
+    def delivered_positions(self, user_id: str, device_id: str) -> dict[str, int]:
+        """``{conversation_id: seq}``: what this device has acknowledged, per conversation
+        (conversations it has acknowledged nothing of are absent)."""
+        user = self._require_user(user_id)
+        device = validate_device_id(device_id)
+        with self.store.transaction():
+            return self.store.delivered_positions(user, device)
+
+    def delivered_to(self, conversation_id: str, seq: int) -> tuple[str, ...]:
+        """The current members with at least one device that acknowledged message ``seq`` (the
+        "delivered" tick): a message pushed but never acknowledged does not count."""
+        conversation = self._require_conversation(conversation_id)
+        if conversation.last_seq == 0:
+            raise InvalidRequest(f"{conversation.conversation_id} has no messages yet")
+        validate_int(seq, "seq", 1, conversation.last_seq)
+        positions = self.store.device_positions(conversation.conversation_id)
+        return tuple(sorted(u for u, held in positions.items() if any(p >= seq for p in held)))
 
     def _everything_after(self, conversation_id: str, start: int) -> list[Message]:
         found: list[Message] = []
@@ -562,20 +672,6 @@ class ChatServer:
         session = DeviceSession(self, user, device)
         self.local_fanout.register(session)
         return session
-
-    def _record_delivery(self, user_id: str, device_id: str, messages: Sequence[Message]) -> None:
-        by_conversation: dict[str, list[int]] = {}
-        for message in messages:
-            by_conversation.setdefault(message.conversation_id, []).append(message.seq)
-        with self.store.transaction():
-            remembered = self.store.delivered_positions(user_id, device_id)
-            for conversation_id, seqs in by_conversation.items():
-                if not self.store.is_member(conversation_id, user_id):
-                    continue
-                position = remembered.get(conversation_id, 0)
-                advanced = advance_delivery(position, seqs)
-                if advanced > position:
-                    self.store.set_delivered(user_id, device_id, conversation_id, advanced)
 
     # --- attachments --------------------------------------------------------------------------
 

@@ -260,6 +260,8 @@ class _Transaction:
     def __enter__(self) -> None:
         if self._depth == 0:
             self._connection.execute("BEGIN IMMEDIATE")
+        else:  # an inner block is a savepoint: its failure undoes only its own writes
+            self._connection.execute(f"SAVEPOINT inner{self._depth}")
         self._depth += 1
 
     def __exit__(
@@ -268,6 +270,9 @@ class _Transaction:
     ) -> None:
         self._depth -= 1
         if self._depth:
+            if kind is not None:
+                self._connection.execute(f"ROLLBACK TO inner{self._depth}")
+            self._connection.execute(f"RELEASE inner{self._depth}")
             return
         self._connection.execute("COMMIT" if kind is None else "ROLLBACK")
 
@@ -322,7 +327,8 @@ class SQLiteStore:
 
     def transaction(self) -> AbstractContextManager[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` on any exception. Re-entrant: an
-        inner block joins the outer transaction."""
+        inner block joins the outer transaction as a savepoint, so an inner block that fails
+        undoes only its own writes (what :meth:`ChatServer.send_batch` relies on)."""
         return self._transaction
 
     def close(self) -> None:

@@ -158,7 +158,14 @@ def populate(server: ChatServer, clock: ManualClock, workload: ChatWorkload) -> 
             sent += 1
         clock.advance(max(0.0, start + (day + 1) * SECONDS_PER_DAY - clock()))
         for user in users:
-            server.sync(user, "phone", {})
+            _sync_and_ack(server, user, "phone")
             if user in second_devices and (day + 1) % workload.second_device_sync_days == 0:
-                server.sync(user, "tablet", {})
+                _sync_and_ack(server, user, "tablet")
     return WorkloadSummary(workload, sent, content_bytes, dict(sorted(per_conversation.items())))
+
+
+def _sync_and_ack(server: ChatServer, user_id: str, device_id: str) -> None:
+    """What a device does when it comes online: sync, keep the messages, acknowledge them."""
+    result = server.sync(user_id, device_id, {})
+    for conversation_id, messages in result.messages_by_conversation.items():
+        server.ack_delivery(user_id, device_id, conversation_id, messages[-1].seq)

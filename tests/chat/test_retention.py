@@ -210,11 +210,15 @@ def test_client_only_waits_for_every_device(server: ChatServer) -> None:
     conversation = server.send_message("alice", "bob", "one", "k1").conversation_id
     server.send_message("alice", "bob", "two", "k2")
     server.sync("alice", "phone", {})
+    server.ack_delivery("alice", "phone", conversation, 2)
     assert server.apply_retention(ClientOnly()).deleted_messages == 0  # bob has no device yet
     server.sync("bob", "phone", {})
+    assert server.apply_retention(ClientOnly()).deleted_messages == 0  # synced, not acknowledged
+    server.ack_delivery("bob", "phone", conversation, 2)
     server.connect("bob", "laptop")  # a second device that has received nothing
     assert server.apply_retention(ClientOnly()).deleted_messages == 0
     server.sync("bob", "laptop", {})
+    server.ack_delivery("bob", "laptop", conversation, 2)
     report = server.apply_retention(ClientOnly())
     assert report == RetentionReport("client only", 1, 2, 0)
     assert server.fetch_messages("alice", conversation) == []

@@ -20,6 +20,7 @@ from chatdesign.chat import (
     ManualClock,
     Message,
     NotFound,
+    SyncResult,
     unpack_snowflake,
 )
 
@@ -478,20 +479,28 @@ def test_second_device_catches_up_exactly_once(server: ChatServer, clock: Manual
     phone = server.sync("bob", "phone", {})
     assert phone.message_count == 4
     assert [m.seq for m in phone.messages_by_conversation[group]] == [1, 2, 3]
+    _ack_all(server, phone)
     assert server.sync("bob", "phone", {}).message_count == 0
     server.send_message("alice", group, "later", "k9")
-    laptop = server.sync("bob", "laptop", {})  # logs in later: everything, once
+    laptop = server.sync("bob", "laptop", {})  # logs in later: everything, once acknowledged
     assert laptop.message_count == 5
+    _ack_all(server, laptop)
     assert server.sync("bob", "laptop", {}).message_count == 0
     again = server.sync("bob", "phone", {})
     assert [m.content for m in again.messages_by_conversation[group]] == ["later"]
     assert direct not in again.messages_by_conversation
 
 
+def _ack_all(server: ChatServer, result: SyncResult) -> None:
+    """What a device does after a sync: acknowledge the last seq it now holds, per conversation."""
+    for conversation_id, messages in result.messages_by_conversation.items():
+        server.ack_delivery(result.user_id, result.device_id, conversation_id, messages[-1].seq)
+
+
 def test_device_reported_positions_win(server: ChatServer) -> None:
     conversation = server.send_message("alice", "bob", "a", "k1").conversation_id
     server.send_message("alice", "bob", "b", "k2")
-    server.sync("bob", "phone", {})
+    _ack_all(server, server.sync("bob", "phone", {}))
     reinstalled = server.sync("bob", "phone", {conversation: 1})  # lost its local copy of #2
     assert [m.seq for m in reinstalled.messages_by_conversation[conversation]] == [2]
 
@@ -519,7 +528,9 @@ def test_connected_sessions_receive_new_messages(server: ChatServer) -> None:
     assert phone.drain() == [message] and laptop.drain() == [message]
     assert alice.drain() == [message]  # the sender's other devices hear it too
     assert phone.drain() == []
-    assert server.sync("bob", "phone", {}).message_count == 0  # drained = delivered
+    assert server.sync("bob", "phone", {}).message_count == 1  # drained, not acknowledged
+    phone.ack(message.conversation_id, message.seq)
+    assert server.sync("bob", "phone", {}).message_count == 0
     laptop.close()
     server.send_message("alice", "bob", "after close", "k2")
     assert laptop.drain() == [] and len(phone.drain()) == 1
@@ -609,7 +620,7 @@ def test_reopening_the_file_finds_everything(tmp_path: Path) -> None:
         first = chat.send_message("alice", group, "hello", "k1")
         chat.send_message("bob", "alice", "direct", "b1")
         chat.mark_seen("carol", group, 1)
-        chat.sync("carol", "phone", {})
+        chat.ack_delivery("carol", "phone", group, chat.sync("carol", "phone", {}).message_count)
         attachment = chat.upload_attachment("alice", PNG, "image/png", "cat.png")
         chat.send_message("alice", group, "pic", "k2", attachments=[attachment])
         chat.remove_member("alice", group, "bob")

@@ -1,0 +1,312 @@
+"""The WebSocket server on loopback: every frame type, refusals that change nothing, limits,
+reconnect and resync, a slow consumer cut off while the others carry on, HTTP attachments."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from chatdesign.chat import ChatServer, Forbidden, NotFound
+from chatdesign.chat.client import ChatClient, ReceivedMessage
+from chatdesign.chat.demo import demo_png
+from chatdesign.chat.protocol import AuthenticationFailed, RateLimited
+from chatdesign.chat.ws import ChatNetworkServer, ServerSettings
+from chatdesign.presence import PresencePolicy, Tier
+
+FAST_PRESENCE = PresencePolicy(heartbeat_interval_s=0.2, offline_after_s=1.0, away_after_s=60.0,
+                               tiers=(Tier("very important", 5.0, 0.1), Tier("others", -math.inf, 0.3)))
+SETTINGS = ServerSettings(synchronous="OFF", presence_flush_s=0.05, presence_policy=FAST_PRESENCE,
+                          max_frame_bytes=4096, hard_max_frame_bytes=64 * 1024, sends_per_s=1000,
+                          send_burst=1000, max_attachment_bytes=64 * 1024)
+
+Scenario = Callable[[ChatNetworkServer], Awaitable[None]]
+
+
+def run(tmp_path: Path, scenario: Scenario, settings: ServerSettings = SETTINGS) -> None:
+    async def main() -> None:
+        async with ChatNetworkServer(tmp_path / "data", settings=settings) as server:
+            for user in ("alice", "bob", "carol"):
+                await server.issue_token(user, "setup")
+            await asyncio.wait_for(scenario(server), 30)
+    asyncio.run(main())
+
+
+async def raw(server: ChatNetworkServer, token: str | None = None) -> ClientConnection:
+    """A bare WebSocket, authenticated when given a token."""
+    ws = await connect(server.ws_url, proxy=None, compression=None)
+    if token is not None:
+        await ws.send(json.dumps({"type": "auth", "id": "a", "token": token}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+    return ws
+
+
+async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    while True:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame["type"] == kind:
+            return frame
+
+
+async def stored(server: ChatNetworkServer) -> list[str]:
+    """Every stored row, to show a refused frame changed nothing."""
+    def dump(chat: ChatServer) -> list[str]:
+        connection = chat.store._connection  # type: ignore[attr-defined]
+        tables = [t for (t,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [f"{t}:{r}" for t in sorted(tables) for r in connection.execute(f"SELECT * FROM {t} ORDER BY 1")]
+    return await server.call(dump)
+
+
+async def drain(client: ChatClient, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
+    return [await client.receive(timeout=timeout) for _ in range(count)]
+
+
+def test_every_request_type_round_trips(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        url = server.ws_url
+        async with ChatClient.connect(url, await server.issue_token("alice", "phone")) as alice, \
+                ChatClient.connect(url, await server.issue_token("bob", "laptop")) as bob:
+            ack = await alice.send("bob", "hello", client_message_id="k1")
+            assert (ack.seq, ack.client_message_id) == (1, "k1")
+            got = await bob.receive(timeout=5)
+            assert (got.message_id, got.conversation_id, got.seq, got.sender_id, got.content) == (
+                ack.message_id, ack.conversation_id, 1, "alice", "hello")
+            assert (await alice.receive(timeout=5)).seq == 1  # the sender's device hears it too
+            again = await alice.send("bob", "hello", client_message_id="k1")  # a retry
+            assert again.message_id == ack.message_id
+            for _ in range(50):  # the delivery ack is fire-and-forget: wait until it lands
+                if await server.call(lambda c: c.delivered_positions("bob", "laptop")):
+                    break
+                await asyncio.sleep(0.02)
+            assert await server.call(lambda c: c.delivered_positions("bob", "laptop")) == {ack.conversation_id: 1}
+            page = await bob.fetch_conversations()
+            assert [(i["conversation_id"], i["unread_count"]) for i in page["items"]] == [(ack.conversation_id, 1)]
+            history = await bob.fetch_messages(ack.conversation_id)
+            assert [m.content for m in history] == ["hello"]
+            assert await bob.mark_seen(ack.conversation_id, 1) == 1
+            receipt = await alice.next_event(timeout=5)
+            while receipt["type"] != "receipt":
+                receipt = await alice.next_event(timeout=5)
+            assert receipt == {"type": "receipt", "conversation_id": ack.conversation_id, "user_id": "bob", "seq": 1}
+            statuses = {s["user_id"]: s["status"] for s in await alice.presence()}
+            assert statuses == {"bob": "online"}
+            assert await bob.sync() == 0  # nothing new: already delivered once
+            with pytest.raises(NotFound):
+                await alice.send("nobody", "hi")
+            private = await server.call(lambda c: c.create_group("alice", ["carol"], "no bob"))
+            with pytest.raises(Forbidden):
+                await bob.fetch_messages(private)
+    run(tmp_path, scenario)
+
+
+def test_presence_updates_reach_friends_in_batches(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        url = server.ws_url
+        async with ChatClient.connect(url, await server.issue_token("alice", "phone")) as alice:
+            async with ChatClient.connect(url, await server.issue_token("bob", "laptop")) as bob:
+                await bob.send("alice", "hi")  # now they share a conversation: friends
+                await drain(alice, 1)
+                await bob.wait_connected()
+                event = await alice.next_event(timeout=5)
+                while event["type"] != "presence_update" or event["changes"][0]["status"] != "online":
+                    event = await alice.next_event(timeout=5)
+                assert [c["user_id"] for c in event["changes"]] == ["bob"]
+            event = await alice.next_event(timeout=5)  # bob's heartbeats stop: offline after 1 s
+            while event["type"] != "presence_update" or event["changes"][0]["status"] != "offline":
+                event = await alice.next_event(timeout=5)
+        assert server.stats.presence_batches >= 2
+    run(tmp_path, scenario)
+
+
+def test_authentication_failures(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        good = await server.issue_token("alice", "phone")
+        expired = server.authority.issue("alice", "phone", ttl_s=0.001)
+        await asyncio.sleep(0.01)
+        forged = good.split(".")[0] + "." + "A" * 43
+        cases = [({"type": "sync"}, "not_authenticated"), ({"type": "auth", "token": forged}, "auth_failed"),
+                 ({"type": "auth", "token": expired}, "auth_failed"), ({"type": "auth", "token": "x"}, "auth_failed")]
+        for first, code in cases:
+            ws = await raw(server)
+            await ws.send(json.dumps(first))
+            assert json.loads(await ws.recv())["code"] == code
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 4001
+        with pytest.raises(AuthenticationFailed):
+            async with ChatClient.connect(server.ws_url, forged):
+                pass
+        async with ChatClient.connect(server.ws_url, good) as alice:  # the server carries on
+            assert (await alice.send("bob", "still here")).seq == 1
+    run(tmp_path, scenario)
+
+
+def test_refused_frames_change_nothing_and_the_connection_carries_on(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as bob:
+            ws = await raw(server, await server.issue_token("alice", "phone"))
+            await ws.send(json.dumps({"type": "send", "id": 1, "to": "bob", "content": "first",
+                                      "client_message_id": "k1"}))
+            assert (await next_of(ws, "ack"))["seq"] == 1
+            before = await stored(server)
+            refused = [
+                ({"type": "send", "id": 2, "to": "bob", "content": "as carol", "client_message_id": "k2",
+                  "sender_id": "carol"}, "forbidden"),
+                ({"type": "delivered", "id": 3, "conversation_id": "d:1", "seq": 1, "user_id": "bob"}, "forbidden"),
+                ({"type": "send", "id": 4, "to": "bob", "content": "x" * 5000, "client_message_id": "k3"},
+                 "frame_too_large"),
+                ({"type": "launch", "id": 5}, "unknown_type"),
+                ({"type": "send", "id": 6, "to": "bob"}, "malformed_frame"),
+                ({"type": "send", "id": 7, "to": "bob", "content": "again", "client_message_id": "k1"},
+                 "idempotency_conflict"),
+                ({"type": "seen", "id": 8, "conversation_id": "d:1", "seq": 1}, "not_found"),
+            ]
+            for frame, code in refused:
+                await ws.send(json.dumps(frame))
+                error = await next_of(ws, "error")
+                assert (error["id"], error["code"]) == (frame["id"], code), error
+            await ws.send("{not json")
+            assert (await next_of(ws, "error"))["code"] == "malformed_frame"
+            assert await stored(server) == before
+            await ws.send(json.dumps({"type": "send", "id": 9, "to": "bob", "content": "second",
+                                      "client_message_id": "k9"}))
+            assert (await next_of(ws, "ack"))["seq"] == 2  # same connection, still working
+            assert [m.content for m in await drain(bob, 2)] == ["first", "second"]  # no spoofed one
+            await ws.send("x" * (70 * 1024))  # over the hard limit: websockets closes with 1009
+            with pytest.raises(ConnectionClosed):
+                await next_of(ws, "never")
+            assert ws.close_code == 1009
+            assert (await bob.sync()) == 0  # bob's connection never noticed
+        assert server.stats.refused_frames == len(refused) + 1
+    run(tmp_path, scenario)
+
+
+def test_send_rate_limit(tmp_path: Path) -> None:
+    settings = ServerSettings(synchronous="OFF", sends_per_s=1, send_burst=3)
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "phone")) as alice:
+            results = await asyncio.gather(*(alice.send("bob", f"m{i}") for i in range(5)), return_exceptions=True)
+            assert sum(isinstance(r, RateLimited) for r in results) == 2
+            assert sorted(r.seq for r in results if not isinstance(r, BaseException)) == [1, 2, 3]
+    run(tmp_path, scenario, settings)
+
+
+def test_reconnect_and_resync_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        url = server.ws_url
+        async with ChatClient.connect(url, await server.issue_token("alice", "phone"), seed=1) as alice, \
+                ChatClient.connect(url, await server.issue_token("bob", "laptop"), seed=2) as bob:
+            for i in range(40):
+                send = asyncio.ensure_future(alice.send("bob", f"m{i}"))
+                if i % 7 == 3:
+                    await bob.drop_connection()
+                if i % 11 == 5:
+                    await alice.drop_connection()  # an ack lost on the way: resent, stored once
+                await send
+            got = await drain(bob, 40)
+            with pytest.raises(TimeoutError):
+                await bob.receive(timeout=0.3)
+            assert [m.seq for m in got] == list(range(1, 41))
+            assert [m.content for m in got] == [f"m{i}" for i in range(40)]
+            assert bob.reconnects >= 5 and alice.reconnects >= 3
+            history = await alice.fetch_messages(got[0].conversation_id, limit=100)
+            assert len(history) == 40  # every resent send was stored once
+        # a device that comes back later with its own positions gets only what it lacks
+        positions = bob.positions
+        await alice_sends_more(server)
+        async with ChatClient.connect(url, await server.issue_token("bob", "laptop"), positions=positions) as again:
+            assert [m.content for m in await drain(again, 2)] == ["late 1", "late 2"]
+            with pytest.raises(TimeoutError):
+                await again.receive(timeout=0.2)
+    run(tmp_path, scenario)
+
+
+async def alice_sends_more(server: ChatNetworkServer) -> None:
+    async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "tablet")) as alice:
+        await alice.send("bob", "late 1")
+        await alice.send("bob", "late 2")
+
+
+TOTAL = 300
+
+
+def test_slow_consumer_is_cut_off_while_others_continue(tmp_path: Path) -> None:
+    settings = ServerSettings(synchronous="OFF", outgoing_queue_frames=100, sends_per_s=10_000, send_burst=10_000)
+    async def scenario(server: ChatNetworkServer) -> None:
+        url = server.ws_url
+        group = await server.call(lambda c: c.create_group("alice", ["bob", "carol"], "team"))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect(("127.0.0.1", server.port))
+        slow = await connect(url, sock=sock, proxy=None, compression=None, max_size=None)
+        await slow.send(json.dumps({"type": "auth", "token": await server.issue_token("bob", "slow")}))
+        await next_of(slow, "welcome")
+        (slow_side,) = server.clients_of("bob")  # small kernel buffers both ways: a slow link fills fast
+        slow_side.connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        slow.transport.pause_reading()  # bob's app hangs
+        text = "y" * 3000
+        async with ChatClient.connect(url, await server.issue_token("alice", "phone")) as alice, \
+                ChatClient.connect(url, await server.issue_token("carol", "web")) as carol:
+            for batch in range(TOTAL // 30):
+                await asyncio.gather(*(alice.send(group, text, client_message_id=f"{batch}-{i}") for i in range(30)))
+            assert len(await drain(carol, TOTAL)) == TOTAL  # carol kept up the whole time
+            assert alice.reconnects == carol.reconnects == 0
+        assert server.stats.slow_consumers_closed == 1
+        slow.transport.resume_reading()
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await slow.recv()
+        assert slow.close_code == 4008 and "slow consumer" in (slow.close_reason or "")
+        async with ChatClient.connect(url, await server.issue_token("bob", "slow")) as bob:  # catches up by sync
+            assert len(await drain(bob, TOTAL)) == TOTAL
+    run(tmp_path, scenario, settings)
+
+
+def _http(method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=5) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+
+
+def test_http_page_and_attachments(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        alice_token = await server.issue_token("alice", "phone")
+        carol_token = await server.issue_token("carol", "web")
+        base = server.url
+        status, page = await asyncio.to_thread(_http, "GET", base)
+        assert status == 200 and b"<html" in page.lower()
+        assert (await asyncio.to_thread(_http, "GET", base + "nothing"))[0] == 404
+        upload = base + "attachments"
+        picture = demo_png()
+        headers = {"Authorization": f"Bearer {alice_token}", "Content-Type": "image/png", "X-Filename": "p.png"}
+        status, body = await asyncio.to_thread(_http, "POST", upload, picture, headers)
+        assert status == 201, body
+        attachment_id = json.loads(body)["attachment_id"]
+        assert (await asyncio.to_thread(_http, "POST", upload, picture, {"Content-Type": "image/png"}))[0] == 401
+        status, body = await asyncio.to_thread(_http, "POST", upload, b"GIF89a", headers)
+        assert status == 400 and b"file signature" in body
+        assert (await asyncio.to_thread(_http, "POST", upload, b"x" * (65 * 1024), headers))[0] == 413
+        async with ChatClient.connect(server.ws_url, alice_token) as alice:
+            await alice.send("bob", "", attachments=(attachment_id,))
+        download = f"{base}attachments/{attachment_id}?token="
+        bob_token = await server.issue_token("bob", "laptop")
+        assert await asyncio.to_thread(_http, "GET", download + bob_token) == (200, picture)
+        assert (await asyncio.to_thread(_http, "GET", download + carol_token))[0] == 403
+        assert (await asyncio.to_thread(_http, "GET", download + "forged"))[0] == 401
+        assert (await asyncio.to_thread(_http, "GET", f"{base}attachments/{'0' * 64}?token={bob_token}"))[0] == 404
+        assert (await asyncio.to_thread(_http, "GET", base + "api/demo?user=alice"))[0] == 403  # not --demo
+    run(tmp_path, scenario)
