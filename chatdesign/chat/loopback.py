@@ -355,7 +355,7 @@ class ServerProcess:
 
 async def measure_send_to_delivery_ms(
     ws_url: str, sender_tokens: Sequence[str], receiver_token: str, recipient_id: str, samples: int = 150,
-    pause_s: float = 0.0, timeout_s: float = 10.0,
+    pause_s: float = 0.0, label: str = "timing", timeout_s: float = 10.0,
 ) -> npt.NDArray[np.float64]:
     """Send → delivery times (ms) through a running server: one at a time, from each of the
     sender's devices in turn to ``recipient_id``, timed from the call to ``send`` until the
@@ -363,8 +363,11 @@ async def measure_send_to_delivery_ms(
 
     Several sender devices keep each connection under the server's per-connection rate limit
     (a token bucket). ``pause_s`` waits between messages (0: back to back, each send right after
-    the previous delivery). ``samples`` is at most :data:`MAX_SAMPLES`; ``TimeoutError`` if a message
-    takes longer than ``timeout_s``; ``ValueError`` if one arrives out of order or twice.
+    the previous delivery). Each send's ``client_message_id`` is ``f"{label}-{i}"``: use a new
+    ``label`` for each measurement against the same server, or the server will rightly treat the
+    sends as retries of the earlier ones and store nothing new. ``samples`` is at most
+    :data:`MAX_SAMPLES`; ``TimeoutError`` if a message takes longer than ``timeout_s`` (or the
+    send's own error if it failed); ``ValueError`` if one arrives out of order or twice.
     """
     count = _count(samples)
     pause = check_number(pause_s, "pause_s", minimum=0, maximum=10)
@@ -382,8 +385,15 @@ async def measure_send_to_delivery_ms(
             for i in range(count):
                 sender = clients[i % len(clients)]
                 start = time.perf_counter()
-                sending = asyncio.get_running_loop().create_task(sender.send(recipient_id, f"timing {i}"))
-                message = await receiver.receive(timeout=timeout_s)
+                sending = asyncio.get_running_loop().create_task(
+                    sender.send(recipient_id, f"{label} {i}", client_message_id=f"{label}-{i}"))
+                try:
+                    message = await receiver.receive(timeout=timeout_s)
+                except TimeoutError:
+                    failure = sending.exception() if sending.done() else None
+                    if failure is not None:
+                        raise failure from None  # the send failed: say why
+                    raise
                 times[i] = (time.perf_counter() - start) * 1000
                 await sending
                 if last_seq is not None and message.seq != last_seq + 1:
