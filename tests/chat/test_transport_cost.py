@@ -127,6 +127,7 @@ def test_table_panel_and_sweep() -> None:
     assert list(table.index) == list(TRANSPORTS)
     assert table.loc["polling", "HTTP requests per second"] == "200 K"
     panel = transport_panel()
+    assert panel.auto_display  # the table shows under the sliders, as with ``interact``
     labels = [child.description for child in panel.children[:-1]]
     assert "devices online" in labels and "polling interval (seconds)" in labels
     panel.children[2].value = 10.0  # poll every 10 s instead of 5
