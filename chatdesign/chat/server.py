@@ -635,6 +635,19 @@ class ChatServer:
                 self.store.set_delivered(user, device, cid, updated)
         return updated
 
+    def ack_deliveries(self, acks: Sequence[tuple[str, str, str, int]]) -> list[int | ChatError]:
+        """Many :meth:`ack_delivery` calls ``(user_id, device_id, conversation_id, up_to_seq)``
+        in one transaction (one fsync), each in its own savepoint: a refused ack returns its
+        :class:`ChatError` in its place and leaves the others alone."""
+        results: list[int | ChatError] = []
+        with self.store.transaction():
+            for user_id, device_id, conversation_id, up_to_seq in acks:
+                try:
+                    results.append(self.ack_delivery(user_id, device_id, conversation_id, up_to_seq))
+                except ChatError as error:
+                    results.append(error)
+        return results
+
     def delivered_positions(self, user_id: str, device_id: str) -> dict[str, int]:
         """``{conversation_id: seq}``: what this device has acknowledged, per conversation
         (conversations it has acknowledged nothing of are absent)."""

@@ -5,9 +5,11 @@ Theory of operation. The transport only moves bytes and owns the policies that n
 queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
 :class:`~chatdesign.chat.server.ChatServer` (rules and storage).
 
-- **One database thread.** The :class:`ChatServer` (SQLite) lives in a single worker thread;
-  the event loop hands it work and awaits the answer, so the loop keeps reading frames while a
-  commit waits for its fsync.
+- **One thread.** The :class:`ChatServer` (SQLite) runs in the event loop's thread, so calls
+  are serialised without locks. A worker thread was tried and measured slower: every SQLite
+  call releases and re-takes the GIL, and with the loop busy each re-take can wait a whole
+  switch interval (5 ms), so a batch of 100 sends took seconds. While a commit blocks the
+  loop for its fsync, frames pile up in the sockets and form the next batch.
 - **Group commit.** Sends from every connection go to one queue. The committer takes up to
   ``batch_max`` of them (waiting at most ``batch_linger_s`` for more once the first arrives),
   commits them in one transaction with one fsync (:meth:`ChatServer.send_batch`) and only then
@@ -35,7 +37,6 @@ Taught in ``notebooks/06_connections.ipynb``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import http
 import ipaddress
@@ -65,6 +66,7 @@ from chatdesign.chat.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     Authenticate,
     AuthenticationFailed,
+    DeliveryAck,
     Heartbeat,
     Identity,
     PresenceQuery,
@@ -245,15 +247,14 @@ class _HttpConnection(ServerConnection):
 
 
 class _LoopFanout:
-    """:class:`Fanout` for the network server: called in the database thread after a commit,
-    it hands the message to the event loop, which pushes it to the users' connections."""
+    """:class:`Fanout` for the network server: after a commit, push the message to the
+    connections of its users."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[tuple[str, ...], Message], None]):
-        self._loop = loop
-        self._deliver = deliver
+    def __init__(self, server: ChatNetworkServer) -> None:
+        self._server = server
 
     def publish(self, user_ids: Any, message: Message) -> None:
-        self._loop.call_soon_threadsafe(self._deliver, tuple(user_ids), message)
+        self._server._deliver_message(tuple(user_ids), message)
 
 
 @dataclass
@@ -288,11 +289,13 @@ class ChatNetworkServer:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._anchor = (self._clock(), time.monotonic())
         self.stats = ServerStats()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._chat: ChatServer | None = None
         self._server: Server | None = None
         self._clients: dict[str, set[_Client]] = {}
         self._pending: list[tuple[_Client, Send]] = []
+        self._pending_acks: list[tuple[_Client, DeliveryAck]] = []
+        self._presence_dirty = False
+        self._deferred_beats: dict[tuple[str, str], bool] = {}
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._presence: PresenceService | None = None
@@ -329,11 +332,11 @@ class ChatNetworkServer:
     # --- the database thread ------------------------------------------------------------------
 
     async def call(self, function: Callable[[ChatServer], T]) -> T:
-        """Run ``function(chat_server)`` in the database thread and return its result."""
-        if self._executor is None or self._chat is None:
+        """Run ``function(chat_server)`` and return its result (in the event loop's thread, so
+        calls are serialised; see the module docstring for why not in a worker thread)."""
+        if self._chat is None:
             raise RuntimeError("the server is not running (start it first)")
-        chat = self._chat
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, chat)
+        return function(self._chat)
 
     async def issue_token(self, user_id: str, device_id: str, ttl_s: float | None = None,
                           display_name: str | None = None) -> str:
@@ -349,15 +352,10 @@ class ChatNetworkServer:
     async def start(self) -> None:
         """Open the database, start the committer and presence tasks, and listen."""
         loop = asyncio.get_running_loop()
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chat-db")
-        fanout = _LoopFanout(loop, self._deliver_message)
         settings = self.settings
-
-        def open_chat() -> ChatServer:
-            return ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=fanout,
-                              synchronous=settings.synchronous,
-                              max_attachment_bytes=settings.max_attachment_bytes)
-        self._chat = await loop.run_in_executor(self._executor, open_chat)
+        self._chat = ChatServer(self.data_dir / DATABASE_FILE, clock=self._clock, fanout=_LoopFanout(self),
+                                synchronous=settings.synchronous,
+                                max_attachment_bytes=settings.max_attachment_bytes)
         if settings.demo:
             from chatdesign.chat.demo import seed_demo
             await self.call(seed_demo)
@@ -370,7 +368,7 @@ class ChatNetworkServer:
             self._handle, self.host, self._requested_port,
             process_request=self._process_request, create_connection=connection_class,
             max_size=settings.hard_max_frame_bytes, ping_interval=settings.ping_interval_s,
-            ping_timeout=settings.ping_timeout_s, max_queue=16, close_timeout=2,
+            ping_timeout=settings.ping_timeout_s, max_queue=16, close_timeout=2, open_timeout=30,
             server_header="chatdesign",
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
@@ -392,11 +390,9 @@ class ChatNetworkServer:
                 await task
         self._tasks = []
         await self._commit_pending()
-        if self._chat is not None and self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._chat.close)
-            self._executor.shutdown(wait=True)
+        if self._chat is not None:
+            self._chat.close()
         self._chat = None
-        self._executor = None
 
     # --- connections --------------------------------------------------------------------------
 
@@ -459,8 +455,11 @@ class ChatNetworkServer:
     async def _dispatch(self, client: _Client, request: Any) -> None:
         identity = client.identity
         try:
-            if isinstance(request, Send):
-                self._pending.append((client, request))
+            if isinstance(request, Send | DeliveryAck):  # writes: committed in batches
+                if isinstance(request, Send):
+                    self._pending.append((client, request))
+                else:
+                    self._pending_acks.append((client, request))
                 assert self._wakeup is not None
                 self._wakeup.set()
                 return
@@ -493,12 +492,33 @@ class ChatNetworkServer:
             if self.settings.batch_linger_s > 0 and len(self._pending) < self.settings.batch_max:
                 await asyncio.sleep(self.settings.batch_linger_s)
             await self._commit_once()
-            if not self._pending:
+            await self._commit_acks()
+            if not self._pending and not self._pending_acks:
                 self._wakeup.clear()
 
     async def _commit_pending(self) -> None:
         while self._pending and self._chat is not None:
             await self._commit_once()
+        if self._chat is not None:
+            await self._commit_acks()
+
+    async def _commit_acks(self) -> None:
+        """Delivery acks in one transaction: losing one to a crash only means a repeat."""
+        batch, self._pending_acks = self._pending_acks, []
+        if not batch:
+            return
+        acks = [(c.identity.user_id, c.identity.device_id, r.conversation_id, r.seq) for c, r in batch]
+        try:
+            results = await self.call(lambda chat: chat.ack_deliveries(acks))
+        except Exception as error:
+            log.exception("a batch of %d delivery acks failed", len(batch))
+            for client, request in batch:
+                client.push(error_frame(error, request.request_id))
+            return
+        for (client, request), result in zip(batch, results, strict=True):
+            if isinstance(result, ChatError):
+                self.stats.refused_frames += 1
+                client.push(error_frame(result, request.request_id))
 
     async def _commit_once(self) -> None:
         batch = self._pending[:self.settings.batch_max]
@@ -524,7 +544,7 @@ class ChatNetworkServer:
                 self.stats.refused_frames += 1
                 client.push(error_frame(result, request.request_id))
         if new_conversation:
-            await self._rebuild_presence()
+            self._presence_dirty = True  # new friends: rebuilt at the next presence tick
 
     # --- presence -------------------------------------------------------------------------------
 
@@ -547,9 +567,9 @@ class ChatNetworkServer:
         assert self._presence is not None
         try:
             self._presence.heartbeat(client.identity.user_id, client.identity.device_id, active)
-        except PresenceError:  # a user the graph does not know yet: rebuild, then beat
-            await self._rebuild_presence()
-            self._presence.heartbeat(client.identity.user_id, client.identity.device_id, active)
+        except PresenceError:  # a user the graph does not know yet: beat after the next rebuild
+            self._deferred_beats[(client.identity.user_id, client.identity.device_id)] = active
+            self._presence_dirty = True
 
     def _presence_frame(self, identity: Identity, request: PresenceQuery) -> dict[str, Any]:
         assert self._presence is not None
@@ -567,7 +587,14 @@ class ChatNetworkServer:
     async def _presence_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_flush_s)
+            if self._presence_dirty:  # at most one rebuild per tick, however many joined
+                self._presence_dirty = False
+                await self._rebuild_presence()
             assert self._presence is not None
+            beats, self._deferred_beats = self._deferred_beats, {}
+            for (user_id, device_id), active in beats.items():
+                with contextlib.suppress(PresenceError):
+                    self._presence.heartbeat(user_id, device_id, active)
             try:
                 batches = self._presence.flush(self._presence_clock())
             except PresenceError:

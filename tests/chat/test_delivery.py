@@ -129,3 +129,15 @@ def test_client_only_retention_keeps_what_was_pushed_but_not_acknowledged(
     server.ack_delivery("bob", "phone", conversation, 1)
     assert server.apply_retention(ClientOnly()).deleted_messages == 1  # only #1: #2 is kept
     assert _seqs(server.sync("bob", "phone").messages_by_conversation[conversation]) == [2]
+
+
+def test_ack_deliveries_commit_together_and_refuse_alone(server: ChatServer, dump: Dump) -> None:
+    conversation = server.send_message("alice", "bob", "one", "k1").conversation_id
+    results = server.ack_deliveries([("bob", "phone", conversation, 1), ("bob", "phone", conversation, 5),
+                                     ("carol", "web", conversation, 1), ("alice", "web", conversation, 1)])
+    assert results[0] == 1 and results[3] == 1
+    assert isinstance(results[1], InvalidRequest) and isinstance(results[2], Forbidden)
+    assert server.delivered_to(conversation, 1) == ("alice", "bob")
+    before = dump(server)
+    assert server.ack_deliveries([("bob", "phone", conversation, 1)]) == [1]  # a repeat: no-op
+    assert dump(server) == before

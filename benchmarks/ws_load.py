@@ -1,0 +1,348 @@
+"""WebSocket load benchmark: the chat server against a bare ``websockets`` echo server, group
+commit against one commit per message, and memory per idle connection.
+
+Everything runs on 127.0.0.1; each server runs in its own process (``spawn``), the clients in
+this one, so the server gets a core of its own on a two-core machine.
+
+1. **1,000 concurrent clients** (500 pairs) send to their partner through the chat server, with
+   the real :class:`~chatdesign.chat.client.ChatClient` (acks after commit, delivery acks,
+   de-duplication). Saturation: each client keeps one send in flight; delivered messages/s and
+   send->delivery p50/p99. Baseline in the same run: a bare ``websockets`` echo server, the
+   same number of connections, each keeping one frame of the same size in flight (echo
+   round trip = the same two network hops as sender->server->recipient). Goal: chat >= 0.5x
+   echo throughput. Then a fixed offered load (each client one message every 2 s) for the
+   latency goal: p99 < 50 ms.
+2. **Durable sends/s with group commit** (``batch_max`` 256, 2 ms linger) against one commit
+   per message (``batch_max`` 1, no linger): same server, same clients, same ``synchronous``
+   (FULL, WAL), acks after commit on both sides. Goal: >= 5x.
+3. **10,000 idle connections**, each authenticated: the server process's RSS growth divided by
+   the connections, next to Xu's 10 KB per connection (kernel socket buffers are not in RSS).
+   The open-file limit is raised with ``resource`` in both processes.
+
+Run: ``.venv/bin/python benchmarks/ws_load.py`` (``--quick`` for a small run). Bounded: each
+phase has a fixed duration and the whole run a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import resource
+import shlex
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.version import version as websockets_version
+
+from chatdesign.chat import ChatServer
+from chatdesign.chat.auth import TokenAuthority, load_or_create_secret
+from chatdesign.chat.client import ChatClient
+from chatdesign.chat.ws import DATABASE_FILE, ChatNetworkServer, ServerSettings
+
+XU_BYTES_PER_CONNECTION = 10 * 1024
+"""Xu, System Design Interview vol. 1, chat chapter: 1 M connections x 10 KB = 10 GB."""
+
+CONTENT_CHARS = 40
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; returns the new soft limit."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+# --- server processes ----------------------------------------------------------------------------
+
+
+def _chat_child(data_dir: str, settings: ServerSettings, pipe: multiprocessing.connection.Connection) -> None:
+    raise_fd_limit()
+
+    async def main() -> None:
+        async with ChatNetworkServer(data_dir, settings=settings) as server:
+            pipe.send(server.port)
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+            pipe.send((server.stats.batches, server.stats.committed_sends))
+    asyncio.run(main())
+
+
+def _echo_child(pipe: multiprocessing.connection.Connection) -> None:
+    raise_fd_limit()
+
+    async def echo(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                await ws.send(message)
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, compression=None, max_queue=16) as server:
+            pipe.send(server.sockets[0].getsockname()[1])
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+            pipe.send(None)
+    asyncio.run(main())
+
+
+class Child:
+    """A server in a spawned process; ``port`` once it listens."""
+
+    def __init__(self, target: object, *args: object) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child_end = context.Pipe()
+        self.process = context.Process(target=target, args=(*args, child_end), daemon=True)  # type: ignore[arg-type]
+        self.process.start()
+        if not self.pipe.poll(120):
+            raise RuntimeError("the server process did not start within 120 s")
+        self.port = int(self.pipe.recv())
+
+    def stop(self) -> tuple[int, int]:
+        """Stop the server; (commits, committed sends) for a chat server, (0, 0) for echo."""
+        self.pipe.send("stop")
+        result = self.pipe.recv() if self.pipe.poll(30) else None
+        self.process.join(30)
+        return (int(result[0]), int(result[1])) if isinstance(result, tuple) else (0, 0)
+
+
+def prepare(data: Path, users: int) -> TokenAuthority:
+    """Register ``users`` users (u0, u1, ...) and return the directory's token authority."""
+    data.mkdir(parents=True, exist_ok=True)
+    with ChatServer(data / DATABASE_FILE, synchronous="OFF") as chat:
+        for i in range(users):
+            chat.register_user(f"u{i}")
+    return TokenAuthority(load_or_create_secret(data), time.time)
+
+
+# --- phase 1: chat vs echo -------------------------------------------------------------------------
+
+
+async def open_clients(url: str, tokens: list[str], seed: int) -> list[ChatClient]:
+    """Connected clients; ``seed`` differs per phase (it seeds the generated message ids)."""
+    clients = [ChatClient(url, token, seed=seed * 100_000 + i, heartbeats=False) for i, token in enumerate(tokens)]
+    for start in range(0, len(clients), 100):
+        await asyncio.gather(*(c.start() for c in clients[start:start + 100]))
+    return clients
+
+
+async def chat_load(url: str, tokens: list[str], seconds: float, interval_s: float | None,
+                    seed: int) -> tuple[int, np.ndarray]:
+    """Delivered messages and send->delivery latencies (s) with len(tokens) clients in pairs.
+    ``interval_s=None``: one send in flight per client (saturation); else one send per interval."""
+    clients = await open_clients(url, tokens, seed)
+    partner = {i: i ^ 1 for i in range(len(clients))}
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    rng = np.random.default_rng(1)
+
+    async def sender(i: int) -> None:
+        client = clients[i]
+        if interval_s is not None:
+            await asyncio.sleep(float(rng.uniform(0, interval_s)))
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await client.send(f"u{partner[i]}", f"{started:.6f}".ljust(CONTENT_CHARS))
+            if interval_s is not None:
+                await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
+
+    async def receiver(i: int) -> None:
+        client = clients[i]
+        own = f"u{i}"
+        with contextlib.suppress(TimeoutError):
+            while True:
+                message = await client.receive(timeout=max(0.5, deadline - time.perf_counter() + 1.0))
+                if message.sender_id != own:
+                    latencies.append(time.perf_counter() - float(message.content))
+
+    await asyncio.gather(*(sender(i) for i in range(len(clients))), *(receiver(i) for i in range(len(clients))))
+    for start in range(0, len(clients), 200):
+        await asyncio.gather(*(c.close() for c in clients[start:start + 200]))
+    return len(latencies), np.array(latencies)
+
+
+async def echo_load(url: str, connections: int, seconds: float) -> tuple[int, np.ndarray]:
+    """Echoed frames and round trips (s), one frame in flight per connection."""
+    sockets: list[ClientConnection] = []
+    for start in range(0, connections, 100):
+        sockets += await asyncio.gather(*(connect(url, proxy=None, compression=None)
+                                          for _ in range(min(100, connections - start))))
+    deadline = time.perf_counter() + seconds
+    rtts: list[float] = []
+
+    async def loop(ws: ClientConnection) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await ws.send(f'{{"type":"send","content":"{started:.6f}"}}'.ljust(CONTENT_CHARS + 60))
+            await ws.recv()
+            rtts.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(loop(ws) for ws in sockets))
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return len(rtts), np.array(rtts)
+
+
+# --- phase 2: group commit ------------------------------------------------------------------------
+
+
+async def durable_sends(url: str, tokens: list[str], seconds: float, seed: int) -> int:
+    """Acked sends in ``seconds`` with one send in flight per client."""
+    clients = await open_clients(url, tokens, seed)
+    deadline = time.perf_counter() + seconds
+    acked = 0
+
+    async def loop(i: int) -> None:
+        nonlocal acked
+        while time.perf_counter() < deadline:
+            await clients[i].send(f"u{i ^ 1}", "x" * CONTENT_CHARS)
+            acked += 1
+
+    await asyncio.gather(*(loop(i) for i in range(len(clients))))
+    await asyncio.gather(*(c.close() for c in clients))
+    return acked
+
+
+# --- phase 3: idle connections ----------------------------------------------------------------------
+
+
+async def idle_connections(url: str, tokens: list[str], pid: int, settle_s: float) -> tuple[int, int, int]:
+    """(RSS before, RSS after, connections held) for the server process."""
+    before = rss_bytes(pid)
+    held: list[ClientConnection] = []
+
+    async def one(token: str) -> ClientConnection:
+        ws = await connect(url, proxy=None, compression=None, ping_interval=None, max_queue=4, open_timeout=120)
+        await ws.send(f'{{"type":"auth","token":"{token}"}}')
+        await ws.recv()
+        return ws
+
+    for start in range(0, len(tokens), 100):
+        held += await asyncio.gather(*(one(t) for t in tokens[start:start + 100]))
+    await asyncio.sleep(settle_s)
+    after = rss_bytes(pid)
+    for start in range(0, len(held), 500):
+        await asyncio.gather(*(ws.close() for ws in held[start:start + 500]))
+    return before, after, len(held)
+
+
+def percentiles_ms(values: np.ndarray) -> str:
+    if values.size == 0:
+        return "no samples"
+    p50, p99 = np.percentile(values, [50, 99]) * 1000
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small run (200 clients, 2,000 idle)")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--phases", default="123", help="which phases to run, e.g. 3 (123)")
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.idle, args.seconds = 200, 2000, 4.0
+    clients = args.clients - args.clients % 2
+    seconds = args.seconds
+    limit = raise_fd_limit()
+    started = time.perf_counter()
+    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, websockets {websockets_version}, "
+          f"SQLite {sqlite3.sqlite_version}, open-file limit {limit}")
+    bench = ServerSettings(sends_per_s=10_000, send_burst=10_000, outgoing_queue_frames=10_000,
+                           synchronous="FULL", ping_interval_s=None)
+    print(f"settings: {clients} clients, {seconds:g} s per phase, content {CONTENT_CHARS} chars, "
+          f"synchronous=FULL (WAL), server and clients in separate processes on 127.0.0.1")
+
+    with tempfile.TemporaryDirectory(prefix="ws-load-") as root:
+        data = Path(root) / "chat"
+        authority = prepare(data, max(clients, args.idle // 10))
+        tokens = [authority.issue(f"u{i}", "bench") for i in range(clients)]
+
+        if "1" in args.phases:
+            phase_one(data, tokens, clients, seconds, bench)
+        if "2" in args.phases:
+            phase_two(data, tokens, clients, seconds)
+        if "3" in args.phases:
+            phase_three(data, authority, args.idle)
+    print(f"\ntotal run time: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench: ServerSettings) -> None:
+    """Chat server against a bare echo server, then a fixed offered load."""
+
+    echo = Child(_echo_child)
+    echoed, rtts = asyncio.run(echo_load(f"ws://127.0.0.1:{echo.port}/", clients, seconds))
+    echo.stop()
+    chat = Child(_chat_child, str(data), bench)
+    url = f"ws://127.0.0.1:{chat.port}/ws"
+    delivered, latencies = asyncio.run(chat_load(url, tokens, seconds, None, 1))
+    steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2))
+    chat.stop()
+    echo_rate, chat_rate = echoed / seconds, delivered / seconds
+    print(f"\n1. {clients} concurrent clients, one message in flight each")
+    print(f"   bare websockets echo: {echo_rate:,.0f} frames/s, round trip {percentiles_ms(rtts)}")
+    print(f"   chat server:          {chat_rate:,.0f} delivered messages/s, send->delivery "
+          f"{percentiles_ms(latencies)}")
+    print(f"   ratio chat / echo: {chat_rate / echo_rate:.2f} (goal >= 0.5)")
+    print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
+          f"{steady / seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
+          f"(goal p99 < 50 ms)")
+
+
+
+def phase_two(data: Path, tokens: list[str], clients: int, seconds: float) -> None:
+    """Group commit against one commit per message."""
+
+    rates = {}
+    senders = tokens[: min(clients, 200)]
+    for phase, (name, settings) in enumerate((("one commit per message", ServerSettings(
+            sends_per_s=10_000, send_burst=10_000, synchronous="FULL", batch_max=1, batch_linger_s=0.0)),
+            ("group commit", ServerSettings(sends_per_s=10_000, send_burst=10_000, synchronous="FULL",
+                                            batch_max=256, batch_linger_s=0.002)))):
+        server = Child(_chat_child, str(data), settings)
+        acked = asyncio.run(durable_sends(f"ws://127.0.0.1:{server.port}/ws", senders, seconds, 3 + phase))
+        batches, committed = server.stop()
+        rates[name] = acked / seconds
+        print(f"   {name}: {rates[name]:,.0f} acked sends/s ({committed:,} sends in {batches:,} commits, "
+              f"{committed / max(1, batches):.1f} per fsync)")
+    print(f"\n2. durable sends, {len(senders)} clients, acks after commit, synchronous=FULL on both")
+    print(f"   ratio group commit / one commit per message: "
+          f"{rates['group commit'] / rates['one commit per message']:.1f}x (goal >= 5x)")
+
+
+
+def phase_three(data: Path, authority: TokenAuthority, idle: int) -> None:
+    """Memory per idle connection."""
+    idle_tokens = [authority.issue(f"u{i // 10}", f"d{i % 10}") for i in range(idle)]
+    server = Child(_chat_child, str(data), ServerSettings())
+    before, after, held = asyncio.run(idle_connections(f"ws://127.0.0.1:{server.port}/ws", idle_tokens,
+                                                       server.process.pid or 0, 2.0))
+    server.stop()
+    per_connection = (after - before) / held
+    print(f"\n3. {held:,} idle authenticated connections (default settings)")
+    print(f"   server RSS {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB: "
+          f"{per_connection / 1024:.1f} KiB per connection; Xu assumes 10 KB "
+          f"(ratio {per_connection / XU_BYTES_PER_CONNECTION:.1f}x)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
