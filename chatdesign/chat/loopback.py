@@ -187,9 +187,10 @@ def explain_latency(
         text = (
             f"The measured median ({measured.p50_ms:.1f} ms) is {ratio:.1f}x the model's ({prediction.p50_ms:.1f} ms). "
             "The model adds up one bare echo hop each way, one durable send and the group-commit linger; the real "
-            "path also hands every database call to the server's single database thread and back, parses and "
-            "writes JSON at both ends, and -- the big one -- the receiver's delivery acknowledgement is itself a "
-            "durable write on that same thread, so the next send waits behind the previous message's fsync"
+            "path also parses and writes JSON at both ends and wakes several coroutines, and -- the big one -- the "
+            "receiver's delivery acknowledgement is itself a durable write: the committer commits it after the "
+            "send, blocking the server's one thread for another fsync, so a send that follows at once waits "
+            "behind the previous message's acknowledgement"
         )
         if paced is not None:
             text += (
