@@ -6,9 +6,11 @@ Everything a notebook or a later transport needs is importable from here::
     from chatdesign.chat import ChatServer, NotFound
 
 Taught in ``notebooks/02_chat_api.ipynb`` (the API), ``03_consistency.ipynb`` (ordering,
-receipts, devices, CP vs AP) and ``04_storage.ipynb`` (history placement and retention).
+receipts, devices, CP vs AP), ``04_storage.ipynb`` (history placement and retention) and
+``06_connections.ipynb`` (the whole system drawn from code; polling, long polling, WebSockets).
 """
 
+from chatdesign.chat.architecture import ChatScenario, ChatSystemSizing, build_chat_system, size_chat_system
 from chatdesign.chat.attachments import (
     ALLOWED_CONTENT_TYPES,
     DEFAULT_MAX_ATTACHMENT_BYTES,
@@ -49,6 +51,7 @@ from chatdesign.chat.retention import (
 )
 from chatdesign.chat.server import ChatServer, DeviceSession, Fanout, LocalFanout
 from chatdesign.chat.store import ChatStore, SQLiteStore
+from chatdesign.chat.transport_cost import LoopbackLatencyModel, TransportScenario, compare_transports
 from chatdesign.chat.workload import ChatWorkload, WorkloadSummary, populate
 from chatdesign.clock import ManualClock
 
@@ -62,8 +65,10 @@ __all__ = [
     "Attachment",
     "AttachmentInfo",
     "ChatError",
+    "ChatScenario",
     "ChatServer",
     "ChatStore",
+    "ChatSystemSizing",
     "ChatWorkload",
     "ClientOnly",
     "ConversationPage",
@@ -77,6 +82,7 @@ __all__ = [
     "KeepAll",
     "KeepLastN",
     "LocalFanout",
+    "LoopbackLatencyModel",
     "ManualClock",
     "Message",
     "NotFound",
@@ -89,12 +95,16 @@ __all__ = [
     "SnowflakeParts",
     "StorageStats",
     "SyncResult",
+    "TransportScenario",
     "WorkloadSummary",
+    "build_chat_system",
     "compare_consistency_modes",
+    "compare_transports",
     "expected_cp_availability",
     "messages_frame",
     "pack_snowflake",
     "populate",
     "simulate_partition",
+    "size_chat_system",
     "unpack_snowflake",
 ]
