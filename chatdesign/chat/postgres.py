@@ -121,6 +121,14 @@ CREATE TABLE IF NOT EXISTS {ns}.message_attachments (
 CREATE TABLE IF NOT EXISTS {ns}.id_floor (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1), max_message_id BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {ns}.time_floor (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1), latest_s DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {ns}.departures (
+    conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, joined_at DOUBLE PRECISION NOT NULL,
+    left_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (conversation_id, user_id, left_at)
+);
+CREATE INDEX IF NOT EXISTS departures_by_user ON {ns}.departures (user_id);
 CREATE TABLE IF NOT EXISTS {cold}.cold_buckets (
     bucket_id BIGSERIAL PRIMARY KEY, conversation_id TEXT NOT NULL,
     first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL,
@@ -272,11 +280,17 @@ class PostgresStore:
         """Add a member."""
         self._connection.execute("INSERT INTO members VALUES (%s, %s, %s)", (conversation_id, user_id, joined_at))
 
-    def remove_member(self, conversation_id: str, user_id: str) -> None:
-        """Remove a member (their receipts and device positions for it go too)."""
-        params = (conversation_id, user_id)
-        for table in ("members", "receipts", "device_positions"):
-            self._connection.execute(f"DELETE FROM {table} WHERE conversation_id = %s AND user_id = %s", params)
+    def remove_member(self, conversation_id: str, user_id: str, left_at: float) -> None:
+        """Remove a member, keeping their receipt and device positions and the membership's
+        interval in ``departures``, as :meth:`SQLiteStore.remove_member`."""
+        self._connection.execute(
+            "INSERT INTO departures SELECT conversation_id, user_id, joined_at, %s "
+            "FROM members WHERE conversation_id = %s AND user_id = %s ON CONFLICT DO NOTHING",
+            (left_at, conversation_id, user_id),
+        )
+        self._connection.execute(
+            "DELETE FROM members WHERE conversation_id = %s AND user_id = %s", (conversation_id, user_id)
+        )
 
     def conversation_ids_of(self, user_id: str) -> tuple[str, ...]:
         """The conversations the user is a member of, by id."""
@@ -417,9 +431,36 @@ class PostgresStore:
         return None if largest < 0 else largest
 
     def latest_activity_time(self) -> float | None:
-        """The newest conversation activity (message or creation) stored, in seconds."""
-        row = self._one("SELECT max(updated_at) FROM conversations")
-        return None if row is None or row[0] is None else float(row[0])
+        """The newest time stored anywhere, as :meth:`SQLiteStore.latest_activity_time`."""
+        row = self._one(
+            "SELECT greatest(coalesce((SELECT max(updated_at) FROM conversations), 0), "
+            "coalesce((SELECT max(joined_at) FROM members), 0), "
+            "coalesce((SELECT max(left_at) FROM departures), 0), "
+            "coalesce((SELECT max(created_at) FROM users), 0), "
+            "coalesce((SELECT max(created_at) FROM attachments), 0), "
+            "coalesce((SELECT latest_s FROM time_floor), 0))"
+        )
+        latest = None if row is None else float(row[0])
+        return latest if latest else None
+
+    def remember_time(self, latest_s: float) -> None:
+        """Keep the latest time a server used (written at close)."""
+        self._connection.execute(
+            "INSERT INTO time_floor VALUES (1, %s) ON CONFLICT (singleton) DO UPDATE SET "
+            "latest_s = greatest(time_floor.latest_s, excluded.latest_s)",
+            (latest_s,),
+        )
+
+    def largest_issued_id(self) -> int | None:
+        """The largest snowflake held anywhere: a message id (stored or remembered) or the number
+        of a conversation id, as :meth:`SQLiteStore.largest_issued_id`."""
+        row = self._one(
+            "SELECT max(CAST(substr(conversation_id, 3) AS NUMERIC)) FROM conversations "
+            "WHERE conversation_id ~ '^[dg]:[0-9]{1,19}$'"
+        )
+        numbers = [n for n in (self.last_message_id(), None if row is None or row[0] is None else int(row[0]))
+                   if isinstance(n, int) and 0 <= n < (1 << 63)]
+        return max(numbers) if numbers else None
 
     def _remember_largest_id(self) -> None:
         self._connection.execute(
@@ -439,8 +480,12 @@ class PostgresStore:
             WITH mine AS (
                 SELECT c.conversation_id, c.kind, c.title, c.created_at, c.last_seq,
                        c.updated_at, c.deleted_through_seq, c.deleted_through_at
-                FROM members m JOIN conversations c ON c.conversation_id = m.conversation_id
-                WHERE m.user_id = %(user)s AND m.joined_at <= %(t)s AND c.created_at <= %(t)s
+                FROM (SELECT conversation_id FROM members
+                      WHERE user_id = %(user)s AND joined_at <= %(t)s
+                      UNION SELECT conversation_id FROM departures
+                      WHERE user_id = %(user)s AND joined_at <= %(t)s AND left_at > %(t)s) m
+                JOIN conversations c ON c.conversation_id = m.conversation_id
+                WHERE c.created_at <= %(t)s
             ), at_t AS (
                 SELECT conversation_id, kind, title, created_at, updated_at, last_seq,
                        deleted_through_seq, deleted_through_at,
