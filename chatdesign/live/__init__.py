@@ -5,7 +5,14 @@ Origin Server", as Facebook Live built it in 2015. Taught in ``notebooks/07_live
 and ``notebooks/08_edge_cache.ipynb``.
 """
 
-from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
+from chatdesign.live.arrivals import (
+    CALIBRATION_VIEWERS,
+    HERD_SPREAD,
+    LiveScenario,
+    SegmentArrivals,
+    exact_segments,
+    segment_arrivals,
+)
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
 from chatdesign.live.oracle import simulate_live_simpy
 from chatdesign.live.result import LAYERS, LiveResult
@@ -20,7 +27,7 @@ from chatdesign.live.segments import (
     segment_length_table,
 )
 from chatdesign.live.simulate import (
-    POPULAR_STREAM_VIEWERS,
+    calibrate_herd_spread,
     check_origin_cache_requests_per_segment,
     simulate_live,
 )
@@ -34,8 +41,9 @@ from chatdesign.live.topology import (
 )
 
 __all__ = [
+    "CALIBRATION_VIEWERS",
+    "HERD_SPREAD",
     "LAYERS",
-    "POPULAR_STREAM_VIEWERS",
     "ROLES",
     "CacheOutcome",
     "CacheStats",
@@ -47,9 +55,11 @@ __all__ = [
     "RtmpChunking",
     "SegmentArrivals",
     "build_topology",
+    "calibrate_herd_spread",
     "check_glass_to_glass",
     "check_origin_cache_requests_per_segment",
     "draw_topology",
+    "exact_segments",
     "latency_budget",
     "path_delays",
     "pop_name",

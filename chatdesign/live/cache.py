@@ -10,7 +10,10 @@ a thundering herd of N requests costs one upstream fetch. With coalescing off, e
 that finds the key absent is a ``MISS`` with its own fetch and waits for its own answer; nothing
 is queued. :meth:`~CoalescingCache.fill` also takes keys nobody asked for (a push from upstream).
 
-The simulations in :mod:`chatdesign.live.simulate` use it per PoP and per origin cache.
+The SimPy oracle (:mod:`chatdesign.live.oracle`) uses it per PoP and per origin cache, one
+request at a time. The vectorised :func:`~chatdesign.live.simulate.simulate_live` does not call
+it: it derives the same outcomes for a whole segment at once (when the segment lands at each
+cache), and the oracle tests check that both agree.
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
 

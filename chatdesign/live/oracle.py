@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import simpy
 
-from chatdesign.live.arrivals import LiveScenario, segment_arrivals
+from chatdesign.live.arrivals import HERD_SPREAD, LiveScenario, segment_arrivals
 from chatdesign.live.cache import CacheOutcome, CoalescingCache
 from chatdesign.live.result import LAYERS, LiveResult, Tally
 from chatdesign.live.simulate import PathTimes, push_targets, scenario_paths
@@ -154,11 +154,15 @@ def simulate_live_simpy(
     *,
     push_to: Literal["all", "watched"] = "all",
     overflow: Literal["spill", "refuse"] = "spill",
-    herd_window_s: float = 0.5,
+    herd_window_s: float | None = None,
     jitter_s: float = 0.02,
     ramp_s: float = 0.0,
     bitrate_kbps: float = 1_000.0,
     zipf_exponent: float = 1.0,
+    herd_spread: float = HERD_SPREAD,
+    playlist_refresh_s: float | None = None,
+    clock_offset_s: float = 0.0,
+    traffic_seed: int | None = None,
 ) -> LiveResult:
     """The same model as :func:`~chatdesign.live.simulate.simulate_live`, one SimPy event per
     request; same arguments (bar ``progress``) and result fields. Use it on small scenarios."""
@@ -167,7 +171,9 @@ def simulate_live_simpy(
         origin_caches=origin_caches, coalescing=coalescing, push=push,
         pop_capacity_rps=pop_capacity_rps, seed=seed, push_to=push_to, overflow=overflow,
         herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
-        bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent,
+        bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
+        playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
+        traffic_seed=traffic_seed,
     )
     return run_simpy(scenario)
 

@@ -25,43 +25,48 @@ publication and at the targeted PoPs one ``edge→origin`` later. Targets are al
 :func:`chatdesign.live.oracle.simulate_live_simpy` models the same thing one event per request
 with SimPy; the tests require identical counters and latency histograms.
 
-Why the edge serves > 98 %: with coalescing each PoP sends at most one request per segment
-upstream, so the share of requests past the edge is about ``PoPs with viewers / viewers``.
-Facebook's ~1.8 % means roughly 55 viewers per PoP per segment (their figure averages over
-many streams, most of them small); one stream of :data:`POPULAR_STREAM_VIEWERS` = 1,100
-viewers over 20 PoPs gives 1.8 % (98.2 % at the edge), and 1 M viewers give 0.002 %. The other
-assumptions behind the number: every PoP has one logical edge cache per stream (proxies hash a
-segment's URL to one cache host), caches are big enough that no live segment is evicted while
-still asked for, and all viewers watch the same rendition (no adaptive bitrate yet).
+Reading Facebook's figures (2015, "Under the hood: Broadcasting live video to millions"). With
+edge and origin caches more than 98 % of segments were already in the edge cache, but about
+1.8 % of requests still got past it, and that leak is why they added request coalescing. So the
+1.8 % describes the *uncoalesced* caches: every request that reaches an edge cache while the
+first miss for its segment is still on its way back is another miss. The leak is therefore
+set by how players spread their requests (the herd, :mod:`chatdesign.live.arrivals`) against how
+long an edge miss takes (:attr:`~chatdesign.live.topology.PathDelays.edge_miss_s`): roughly
+``miss latency / herd_spread_s`` for a popular stream. The herd's spread is the one calibrated
+parameter (:data:`~chatdesign.live.arrivals.HERD_SPREAD`, recomputed by
+:func:`calibrate_herd_spread`). With coalescing each PoP sends at most one request per segment
+upstream, so the leak becomes ``PoPs with viewers / requests`` at any audience size.
 
-Without coalescing every request that arrives during the ~40-100 ms an edge miss takes is
-another miss: with the default herd about a tenth of all requests, tens of thousands per
-segment for a million viewers, reach the origin cache instead of one per PoP.
+Other assumptions: every PoP has one logical edge cache per stream (proxies hash a segment's
+URL to one cache host), caches are big enough that no live segment is evicted while still asked
+for, and all viewers watch the same rendition.
 
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from chatdesign.exercises import CheckResult, check_within
-from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
+from chatdesign.checks import check_number
+from chatdesign.exercises import CheckResult
+from chatdesign.live.arrivals import (
+    CALIBRATION_VIEWERS,
+    HERD_SPREAD,
+    LiveScenario,
+    SegmentArrivals,
+    segment_arrivals,
+)
+from chatdesign.live.exercises import diagnose
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
 EDGE, ORIGIN_CACHE, ORIGIN_SERVER = (LAYERS.index(name) for name in
                                      ("edge", "origin_cache", "origin_server"))
-
-POPULAR_STREAM_VIEWERS = 1_100
-"""Viewers of "one popular stream" that reproduce Facebook's ~1.8 % of requests past the edge:
-with coalescing each of the 20 PoPs sends one request per segment upstream, 20 / 1,100 = 1.8 %
-(about 55 viewers per PoP per segment). See the module notes for why this is the assumption."""
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(segments_done, segments_total)`` after each segment."""
@@ -367,7 +372,7 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
     """Run :func:`simulate_live` for a validated :class:`LiveScenario`."""
     delays, paths = scenario_paths(scenario)
     tally = Tally(scenario)
-    horizon_s = scenario.herd_window_s + scenario.jitter_s
+    horizon_s = scenario.herd_span_s
     previous_counts: np.ndarray | None = None
     cached_counts: np.ndarray | None = None
     player_edge_v = np.empty(0)
@@ -409,11 +414,15 @@ def simulate_live(
     *,
     push_to: Literal["all", "watched"] = "all",
     overflow: Literal["spill", "refuse"] = "spill",
-    herd_window_s: float = 0.5,
+    herd_window_s: float | None = None,
     jitter_s: float = 0.02,
     ramp_s: float = 0.0,
     bitrate_kbps: float = 1_000.0,
     zipf_exponent: float = 1.0,
+    herd_spread: float = HERD_SPREAD,
+    playlist_refresh_s: float | None = None,
+    clock_offset_s: float = 0.0,
+    traffic_seed: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> LiveResult:
     """Simulate ``viewers`` watching one live stream for ``duration_s`` seconds (vectorised).
@@ -424,9 +433,14 @@ def simulate_live(
     publication to ``push_to`` PoPs ("all", or "watched" = those with viewers on the previous
     segment). ``pop_capacity_rps``: requests per second one PoP serves (checked per segment as
     ``floor(rps x segment_s)`` requests); the rest ``overflow`` ("spill" to the next-nearest PoP,
-    "refuse"). ``herd_window_s``/``jitter_s``: the players' phases and per-request jitter (s);
-    ``ramp_s``: viewers join uniformly over this many seconds (a flash crowd); ``bitrate_kbps``
-    sizes segments for push bytes; ``zipf_exponent`` skews viewers over PoPs.
+    "refuse"). The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
+    over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
+    playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over
+    ``herd_window_s`` seconds when given; plus a per-player clock offset up to
+    ``clock_offset_s`` and per-request jitter up to ``jitter_s``. ``seed`` draws the topology
+    and, unless ``traffic_seed`` is given, the traffic. ``ramp_s``: viewers join uniformly over
+    this many seconds (a flash crowd); ``bitrate_kbps`` sizes segments for push bytes;
+    ``zipf_exponent`` skews viewers over PoPs.
     ``progress(done, total)`` is called after each segment.
 
     Memory is a handful of arrays of ``viewers`` floats (one segment at a time). Raises
@@ -437,28 +451,70 @@ def simulate_live(
         origin_caches=origin_caches, coalescing=coalescing, push=push,
         pop_capacity_rps=pop_capacity_rps, seed=seed, push_to=push_to, overflow=overflow,
         herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
-        bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent,
+        bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
+        playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
+        traffic_seed=traffic_seed,
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}")
     return run_vectorised(scenario, progress)
 
 
-def check_origin_cache_requests_per_segment(answer: float, viewers: int, pops: int = 20,
+def calibrate_herd_spread(
+    target_leak: float = 0.018,
+    *,
+    viewers: int = CALIBRATION_VIEWERS,
+    segment_s: float = 3.0,
+    duration_s: float = 30.0,
+    seed: int = 0,
+    tolerance: float = 0.002,
+) -> float:
+    """The ``herd_spread`` at which a popular stream without coalescing leaks ``target_leak``.
+
+    Bisection over ``herd_spread`` (the leak falls as the herd spreads out) with
+    :func:`simulate_live` at ``viewers`` over the default 20 PoPs, ``segment_s`` segments and
+    ``coalescing=False``; stops when the bracket is narrower than ``tolerance``. The defaults are
+    Facebook's: 3-s segments and about 1.8 % past the edge before coalescing; the result, rounded,
+    is :data:`~chatdesign.live.arrivals.HERD_SPREAD`. Raises ``ValueError`` when the target is
+    not reachable with a spread between 1 % and the largest the segment allows.
+    """
+    def leak(spread: float) -> float:
+        return simulate_live(viewers, duration_s, segment_s=segment_s, coalescing=False,
+                             herd_spread=spread, seed=seed).requests_past_edge_ratio
+
+    check_number(target_leak, "target_leak", positive=True, maximum=1)
+    check_number(tolerance, "tolerance", positive=True)
+    low = 0.01
+    high = (segment_s - LiveScenario(viewers, duration_s, segment_s).jitter_s) / segment_s * 0.999
+    if not leak(high) <= target_leak <= leak(low):
+        raise ValueError(f"a leak of {target_leak:.2%} is out of reach for herd_spread in "
+                         f"{low:g}..{high:.3f}")
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        if leak(middle) > target_leak:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def check_origin_cache_requests_per_segment(answer: float | None, viewers: int, pops: int = 20,
                                             seed: int = 0) -> CheckResult:
     """Self-check for notebook 08: with coalescing, how many requests per segment reach the
     origin cache when ``viewers`` watch one stream through ``pops`` PoPs?
 
     The expected value comes from one segment of :func:`simulate_live` (the PoPs that have
-    viewers). Passes within 5 %. An answer near ``viewers x 1.8 %`` is told that Facebook's
-    1.8 % is a fleet average, not a law of one stream.
+    viewers). Passes within 5 %; never shows the expected value. An answer near
+    ``viewers x 1.8 %`` is told that 1.8 % is Facebook's leak *before* coalescing.
     """
     result = simulate_live(viewers, 1.0, pops=pops, seed=seed)
     expected = result.origin_cache_requests / result.segments
-    check = check_within("origin-cache requests per segment", answer, expected, rel_tol=0.05)
-    if not check.passed and viewers * 0.018 > 2 * expected and math.isclose(
-            answer, viewers * 0.018, rel_tol=0.2):
-        return CheckResult(check.name, False, f"{check.explanation}: 1.8 % of viewers is "
-                           "Facebook's average over many streams; with coalescing each PoP "
-                           "sends one request per segment, whatever its audience")
-    return check
+    return diagnose(
+        "origin-cache requests per segment", answer, expected, rel_tol=0.05,
+        hint="with coalescing, how many requests does one edge cache send upstream for one "
+             "segment, whatever its audience? And how many edge caches have viewers?",
+        slips={"Facebook's 1.8 % was applied, but that is the leak they measured before "
+               "coalescing, not a law of coalesced caches": viewers * 0.018,
+               "every viewer was counted; the edge cache answers all but its first request":
+               float(viewers)},
+    )

@@ -186,6 +186,20 @@ class PathDelays:
         """Number of PoPs."""
         return len(self.player_edge_s)
 
+    @property
+    def edge_hit_s(self) -> np.ndarray:
+        """Per PoP, a request answered by the edge cache: player ↔ edge round trip (s)."""
+        hit: np.ndarray = self.player_edge_s + self.player_edge_s
+        return hit
+
+    @property
+    def edge_miss_s(self) -> np.ndarray:
+        """Per PoP, what an edge miss adds when the segment is new: edge cache ↔ origin cache ↔
+        origin server round trip (s). The herd leaks for about this long after the first miss."""
+        one_way = self.edge_origin_s + self.origin_server_s[self.origin_of_pop]
+        miss: np.ndarray = one_way + one_way
+        return miss
+
     def __repr__(self) -> str:
         return (
             f"PathDelays(pops={self.pops}, origin_caches={len(self.origin_server_s)}, "
@@ -202,6 +216,8 @@ class PathDelays:
                 "servers": self.servers,
                 "player_edge_ms": 1000 * self.player_edge_s,
                 "edge_origin_ms": 1000 * self.edge_origin_s,
+                "edge_hit_ms": 1000 * self.edge_hit_s,
+                "edge_miss_ms": 1000 * self.edge_miss_s,
                 "origin_cache": self.origin_of_pop,
                 "neighbour_pop": self.neighbour_pop,
                 "neighbour_ms": 1000 * self.neighbour_s,

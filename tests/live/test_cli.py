@@ -20,6 +20,23 @@ def test_simulate_live_prints_the_tables(capsys: pytest.CaptureFixture[str]) -> 
     assert captured.err == ""  # small runs print no progress
 
 
+def test_short_segments_run_and_the_herd_has_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate-live", "--viewers", "500", "--duration", "2", "--segment", "0.5"]) == 0
+    assert "segments" in capsys.readouterr().out
+    tight = ["simulate-live", "--viewers", "5K", "--duration", "6", "--segment", "3",
+             "--no-coalescing", "--jitter", "0 s"]
+    leaks = []
+    for spread in ("0.05", "0.5"):
+        assert main([*tight, "--herd-spread", spread]) == 0
+        out = capsys.readouterr().out
+        line = next(line for line in out.splitlines() if line.startswith("requests_past_edge_ratio"))
+        leaks.append(float(line.split()[-1].rstrip("%")))
+    assert leaks[0] > 3 * leaks[1]
+    assert main([*tight, "--herd-window", "2.9 s", "--clock-offset", "0.2 s"]) == 2
+    assert "must be shorter than segment_s" in capsys.readouterr().err
+    assert main([*tight, "--playlist-refresh", "1 s", "--traffic-seed", "4"]) == 0
+
+
 def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["simulate-live", "--viewers", "2K", "--duration", "10", "--pops", "5",
             "--pop-capacity-rps", "300", "--overflow", "refuse", "--push", "watched",

@@ -69,6 +69,8 @@ scenarios = st.fixed_dictionaries({
     "jitter_s": st.sampled_from([0.0, 0.02]),
     "zipf_exponent": st.sampled_from([0.0, 1.0, 2.0]),
     "seed": st.integers(0, 1_000),
+    "traffic_seed": st.none() | st.integers(0, 50),
+    "clock_offset_s": st.sampled_from([0.0, 0.05]),
 })
 
 
