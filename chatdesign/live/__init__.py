@@ -15,6 +15,7 @@ from chatdesign.live.arrivals import (
 )
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
 from chatdesign.live.oracle import simulate_live_simpy
+from chatdesign.live.queueing import fifo_finish_times, md1_mean_wait_s
 from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
     LatencyBudget,
@@ -60,7 +61,9 @@ __all__ = [
     "check_origin_cache_requests_per_segment",
     "draw_topology",
     "exact_segments",
+    "fifo_finish_times",
     "latency_budget",
+    "md1_mean_wait_s",
     "path_delays",
     "pop_name",
     "requests_per_viewer_s",

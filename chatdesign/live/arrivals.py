@@ -84,7 +84,7 @@ class LiveScenario:
     origin_caches: int = 1
     coalescing: bool = True
     push: bool = False
-    pop_capacity_rps: float | None = None
+    pop_capacity_rps: float | Literal["derived"] | None = None
     seed: int = 0
     push_to: Literal["all", "watched"] = "all"
     overflow: Literal["spill", "refuse"] = "spill"
@@ -97,6 +97,7 @@ class LiveScenario:
     playlist_refresh_s: float | None = None
     clock_offset_s: float = 0.0
     traffic_seed: int | None = None
+    queueing: bool = False
 
     def __post_init__(self) -> None:
         check_whole(self.viewers, "viewers", minimum=1)
@@ -112,11 +113,12 @@ class LiveScenario:
         check_whole(self.pops, "pops", minimum=1)
         check_whole(self.origin_caches, "origin_caches", minimum=1)
         check_whole(self.seed, "seed", minimum=0)
-        for name in ("coalescing", "push"):
+        for name in ("coalescing", "push", "queueing"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.pop_capacity_rps is not None:
-            check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
+            if self.pop_capacity_rps != "derived":
+                check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
             if self.overflow == "spill" and self.pops < 2:
                 raise ValueError("overflow='spill' needs at least 2 PoPs to spill to")
         if self.push_to not in ("all", "watched"):
@@ -182,10 +184,24 @@ class LiveScenario:
 
     @property
     def capacity_per_segment(self) -> int | None:
-        """Requests a PoP serves for one segment: ``floor(pop_capacity_rps x segment_s)``."""
-        if self.pop_capacity_rps is None:
+        """Requests every PoP serves for one segment when ``pop_capacity_rps`` is a number (an
+        override): ``floor(pop_capacity_rps x segment_s)``; None when unlimited or derived."""
+        if self.pop_capacity_rps is None or self.pop_capacity_rps == "derived":
             return None
         return math.floor(self.pop_capacity_rps * self.segment_s)
+
+    def pop_capacity_per_segment(self, delays: PathDelays) -> np.ndarray | None:
+        """Requests each PoP admits for one segment: the override for all, or with
+        ``pop_capacity_rps="derived"`` each PoP's own ``floor(capacity_rps x segment_s)`` from
+        its servers and links (:meth:`PathDelays.capacity_rps`); None when unlimited."""
+        if self.pop_capacity_rps is None:
+            return None
+        if self.pop_capacity_rps == "derived":
+            rps = delays.capacity_rps(self.segment_bytes)
+        else:
+            rps = np.full(delays.pops, float(self.pop_capacity_rps))
+        # the product rounds down exactly as the scalar override does
+        return np.array([math.floor(float(r) * self.segment_s) for r in rps], dtype=np.int64)
 
     def publish_s(self, segment: int) -> float:
         """When segment ``segment`` (0-based) closes at the origin server, in seconds."""

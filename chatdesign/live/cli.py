@@ -30,6 +30,16 @@ def _whole_count(text: str) -> float:
     return value
 
 
+def _capacity(text: str) -> float | str:
+    if text.strip() == "derived":
+        return "derived"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number of requests per second nor 'derived'") from None
+
+
 def add_subcommand(subparsers: Any) -> None:
     """Register ``simulate-live`` on the top-level parser's subparsers."""
     parser = subparsers.add_parser(
@@ -49,8 +59,11 @@ def add_subcommand(subparsers: Any) -> None:
     add("--no-coalescing", action="store_true", help="turn request coalescing off")
     add("--push", choices=("none", "all", "watched"), default="none",
         help="push each segment to all PoPs or to those watched last segment (none)")
-    add("--pop-capacity-rps", type=float, default=None,
-        help="requests per second one PoP serves (unlimited)")
+    add("--pop-capacity-rps", type=_capacity, default=None,
+        help="requests per second one PoP admits, or 'derived' from its servers and links "
+             "(unlimited)")
+    add("--queueing", action="store_true",
+        help="each PoP's servers queue requests: waiting and transfer time count in latency")
     add("--overflow", choices=("spill", "refuse"), default="spill",
         help="what happens above capacity (spill)")
     add("--ramp", type=argument_type(parse_duration), default=0.0,
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         pop_capacity_rps=args.pop_capacity_rps, overflow=args.overflow, ramp_s=args.ramp,
         seed=args.seed, herd_spread=args.herd_spread, herd_window_s=args.herd_window,
         playlist_refresh_s=args.playlist_refresh, clock_offset_s=args.clock_offset,
-        jitter_s=args.jitter, traffic_seed=args.traffic_seed,
+        jitter_s=args.jitter, traffic_seed=args.traffic_seed, queueing=args.queueing,
     )
     expected_requests = scenario.viewers * scenario.segments
     progress = progress_printer(sys.stderr) if expected_requests > PROGRESS_ABOVE_REQUESTS else None
@@ -109,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.latency.to_string())
     print()
     busiest = result.pop_load.sort_values("peak_served_per_segment", ascending=False).head(5)
-    print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused",
-                   "peak_rps"]].to_string())
+    print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused", "capacity_rps",
+                   "peak_rps", "peak_rps_10ms", "mean_queue_wait_ms"]].to_string())
     print()
     print(f"ran in {format_duration(elapsed)}, peak memory (max RSS) {format_bytes(peak_bytes)}")
     return 0

@@ -62,6 +62,7 @@ from chatdesign.live.arrivals import (
     segment_arrivals,
 )
 from chatdesign.live.exercises import diagnose
+from chatdesign.live.queueing import fifo_finish_times
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
@@ -175,23 +176,30 @@ def _late_arrivals(arrive_s: np.ndarray, capacity: int) -> np.ndarray:
 
 
 class _Segment:
-    """One segment's requests after admission: arrival times grouped by the PoP serving them."""
+    """One segment's requests after admission: arrival times grouped by the PoP serving them.
+
+    A PoP admits its own viewers' earliest ``capacity`` requests; the rest are refused or spill
+    to the next-nearest PoP, which takes them only into the room its own viewers left
+    (``capacity - own admitted``), earliest first, and refuses the others: a spill never pushes
+    a neighbour over its own capacity.
+    """
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
-                 tally: Tally, player_edge_v: np.ndarray) -> None:
+                 tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None) -> None:
         pops = scenario.pops
         pop = arrivals.pop
         arrive = arrivals.send_s + player_edge_v
         self.base_s: np.ndarray | None = None  # None: 2 x player→edge of the serving PoP
-        capacity = scenario.capacity_per_segment
         own_counts = arrivals.pop_counts
         if capacity is None or not (own_counts > capacity).any():
             self.arrive_s, self.pop, self.counts = arrive, pop, own_counts
             tally.add_segment_load(own_counts, own_counts)
+            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s)
             return
         starts = _group_starts(own_counts)
         over = np.concatenate([
-            int(starts[p]) + _late_arrivals(arrive[starts[p]:starts[p] + own_counts[p]], capacity)
+            int(starts[p]) + _late_arrivals(arrive[starts[p]:starts[p] + own_counts[p]],
+                                            int(capacity[p]))
             for p in np.flatnonzero(own_counts > capacity)
         ])
         over_pop = pop[over]
@@ -210,7 +218,23 @@ class _Segment:
             by_target = np.argsort(target, kind="stable")
             spill_arrive = (arrive[over] + paths.neighbour_s[over_pop])[by_target]
             spill_base = paths.spill_rtt_s[over_pop][by_target]
-            spill_counts = np.bincount(target, minlength=pops)
+            spill_from = over_pop[by_target]
+            offered = np.bincount(target, minlength=pops)
+            room = capacity - kept_counts
+            refused_parts = [
+                int(begin) + _late_arrivals(spill_arrive[begin:begin + offered[p]], int(room[p]))
+                for p, begin in zip(range(pops), _group_starts(offered), strict=True)
+                if offered[p] > room[p]
+            ]
+            if refused_parts:
+                refused = np.concatenate(refused_parts)
+                tally.add_seconds("refused", spill_arrive[refused])
+                tally.pop["refused"] += np.bincount(spill_from[refused], minlength=pops)
+                spill_counts = offered - np.bincount(target[by_target][refused], minlength=pops)
+                spill_arrive = np.delete(spill_arrive, refused)
+                spill_base = np.delete(spill_base, refused)
+            else:
+                spill_counts = offered
             tally.pop["spilled_in"] += spill_counts
             # each PoP's group: its own admitted requests, then those spilled to it
             kept_starts, spill_starts = _group_starts(kept_counts), _group_starts(spill_counts)
@@ -225,6 +249,13 @@ class _Segment:
             self.arrive_s, self.base_s = np.concatenate(arrive_parts), np.concatenate(base_parts)
             self.pop = np.repeat(np.arange(pops), self.counts)
         tally.add_segment_load(own_counts, self.counts)
+        tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s)
+
+    def all_base(self, paths: PathTimes) -> np.ndarray:
+        """The no-wait latency of every request."""
+        base: np.ndarray = (np.repeat(paths.player_edge_rtt_s, self.counts) if self.base_s is None
+                            else self.base_s)
+        return base
 
     def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
         """The no-wait latency (round trip to the serving edge) of requests ``index``."""
@@ -246,6 +277,39 @@ class _Segment:
             np.add.at(tally.histogram[EDGE], bins, hits_per_pop)
         else:
             tally.add_latencies(EDGE, self.base_s[hit_mask])
+
+
+class _Queue:
+    """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`)."""
+
+    def __init__(self, servers: np.ndarray, service_s: np.ndarray) -> None:
+        self.servers = servers
+        self.service_s = service_s
+
+    def serve(self, seg: _Segment, paths: PathTimes, tally: Tally, ready_s: np.ndarray,
+              layer: np.ndarray, first: np.ndarray) -> None:
+        """Queue every request from when the edge can answer it (``ready_s``); add latencies
+        (round trip + waiting for the segment + queueing + transfer) and queue waits."""
+        order = np.lexsort((seg.arrive_s, ready_s, seg.pop))
+        sorted_ready = ready_s[order]
+        finish_sorted = np.empty(len(order))
+        for p, begin in zip(range(len(seg.counts)), _group_starts(seg.counts), strict=True):
+            if seg.counts[p]:
+                part = slice(int(begin), int(begin) + int(seg.counts[p]))
+                finish_sorted[part] = fifo_finish_times(sorted_ready[part], int(self.servers[p]),
+                                                        float(self.service_s[p]))
+        finish = np.empty(len(order))
+        finish[order] = finish_sorted
+        latency = seg.all_base(paths) + (finish - seg.arrive_s)
+        for index in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
+            tally.add_latencies(index, latency[layer == index])
+        tally.first_latency_sum_s += float(latency[first].sum())
+        tally.first_requests += len(first)
+        wait = np.maximum(finish - self.service_s[seg.pop] - ready_s, 0.0)
+        tally.queue_wait_sum_s += np.bincount(seg.pop, weights=wait, minlength=len(seg.counts))
+        served = np.flatnonzero(seg.counts)
+        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served], np.maximum.reduceat(
+            wait, _group_starts(seg.counts)[served]))
 
 
 def _first_misses(
@@ -270,7 +334,8 @@ def _first_misses(
 
 
 def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
-                        edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
+                        edge_push_s: np.ndarray, origin_push_s: np.ndarray,
+                        queue: _Queue | None) -> np.ndarray:
     """Resolve one segment with single-flight caches; returns F, when it lands at each edge."""
     missed, upstream, origin_first, origin_missed, ready = _first_misses(seg, paths, edge_push_s, origin_push_s)
     answered = np.maximum(upstream, ready[paths.origin_of_pop]) + paths.edge_origin_s
@@ -290,14 +355,20 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
 
     first = seg.first_index()
     first_pop = seg.pop[first]
+    fetcher = missed[first_pop]
+    went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
+        upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
+    if queue is not None:
+        ready = np.maximum(seg.arrive_s, np.repeat(landed, seg.counts))
+        layer = np.full(len(ready), EDGE, dtype=np.int64)
+        layer[first[fetcher]] = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
+        queue.serve(seg, paths, tally, ready, layer, first)
+        return landed
     first_latency = seg.base(paths, first) + np.maximum(
         landed[first_pop] - seg.arrive_s[first], 0.0)
     tally.first_latency_sum_s += float(first_latency.sum())
     tally.first_requests += len(first)
-    fetcher = missed[first_pop]
     fetcher_bins = latency_bins(first_latency[fetcher])
-    went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
-        upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
     np.subtract.at(edge_histogram, fetcher_bins, 1)
     tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
     np.add.at(tally.histogram[ORIGIN_SERVER], fetcher_bins[went_to_server], 1)
@@ -309,7 +380,8 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
 
 
 def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
-                         edge_push_s: np.ndarray, origin_push_s: np.ndarray) -> np.ndarray:
+                         edge_push_s: np.ndarray, origin_push_s: np.ndarray,
+                         queue: _Queue | None) -> np.ndarray:
     """Resolve one segment with plain caches: every request before the fill is its own miss."""
     missed, first_upstream, _, _, ready = _first_misses(seg, paths, edge_push_s, origin_push_s)
 
@@ -347,6 +419,13 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     tally.add_seconds("origin_cache_requests", miss_upstream)
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
     tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
+    if queue is not None:
+        ready = seg.arrive_s.copy()
+        ready[candidate[is_miss]] = cand_answer[is_miss]
+        layer = np.full(len(ready), EDGE, dtype=np.int64)
+        layer[candidate[is_miss]] = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
+        queue.serve(seg, paths, tally, ready, layer, seg.first_index())
+        return landed
     miss_latency = seg.base(paths, candidate[is_miss]) + (
         cand_answer[is_miss] - cand_arrive[is_miss])
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
@@ -371,7 +450,10 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
 def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = None) -> LiveResult:
     """Run :func:`simulate_live` for a validated :class:`LiveScenario`."""
     delays, paths = scenario_paths(scenario)
-    tally = Tally(scenario)
+    capacity = scenario.pop_capacity_per_segment(delays)
+    tally = Tally(scenario, delays)
+    queue = (_Queue(delays.servers, delays.service_s(scenario.segment_bytes))
+             if scenario.queueing else None)
     horizon_s = scenario.herd_span_s
     previous_counts: np.ndarray | None = None
     cached_counts: np.ndarray | None = None
@@ -382,7 +464,7 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
             cached_counts = arrivals.pop_counts
             player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
         _add_demand(tally, arrivals, horizon_s)
-        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v)
+        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity)
         targets = push_targets(scenario, previous_counts)
         if scenario.push:
             origin_push = arrivals.publish_s + paths.origin_server_s
@@ -391,7 +473,7 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
         else:
             origin_push = np.full(len(paths.origin_server_s), np.inf)
             edge_push = np.full(scenario.pops, np.inf)
-        resolve(seg, scenario, paths, tally, edge_push, origin_push)
+        resolve(seg, scenario, paths, tally, edge_push, origin_push, queue)
         tally.pushes += int(targets.sum())
         tally.unwatched_pushes += int((targets & (seg.counts == 0)).sum())
         previous_counts = arrivals.pop_counts
@@ -409,7 +491,7 @@ def simulate_live(
     origin_caches: int = 1,
     coalescing: bool = True,
     push: bool = False,
-    pop_capacity_rps: float | None = None,
+    pop_capacity_rps: float | Literal["derived"] | None = None,
     seed: int = 0,
     *,
     push_to: Literal["all", "watched"] = "all",
@@ -423,6 +505,7 @@ def simulate_live(
     playlist_refresh_s: float | None = None,
     clock_offset_s: float = 0.0,
     traffic_seed: int | None = None,
+    queueing: bool = False,
     progress: ProgressCallback | None = None,
 ) -> LiveResult:
     """Simulate ``viewers`` watching one live stream for ``duration_s`` seconds (vectorised).
@@ -431,9 +514,14 @@ def simulate_live(
     :func:`~chatdesign.live.topology.build_topology` with ``seed``). ``coalescing``: single-flight
     at edge and origin caches, as Facebook did. ``push``: the origin pushes each segment on
     publication to ``push_to`` PoPs ("all", or "watched" = those with viewers on the previous
-    segment). ``pop_capacity_rps``: requests per second one PoP serves (checked per segment as
-    ``floor(rps x segment_s)`` requests); the rest ``overflow`` ("spill" to the next-nearest PoP,
-    "refuse"). The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
+    segment). ``pop_capacity_rps``: requests per second a PoP admits (checked per segment as
+    ``floor(rps x segment_s)`` requests): None for no limit, ``"derived"`` for each PoP's own
+    capacity from its servers and links (:meth:`~chatdesign.live.topology.PathDelays.capacity_rps`),
+    or a number, an override for every PoP. The rest ``overflow`` ("spill" to the next-nearest
+    PoP, which admits them only into the room its own viewers left and refuses the others, or
+    "refuse"). ``queueing``: each PoP's servers serve every request in a FIFO D/c queue
+    (:mod:`chatdesign.live.queueing`), adding queueing delay and transfer time to its latency.
+    The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
     over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
     playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over
     ``herd_window_s`` seconds when given; plus a per-player clock offset up to
@@ -453,7 +541,7 @@ def simulate_live(
         herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
         bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
         playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
-        traffic_seed=traffic_seed,
+        traffic_seed=traffic_seed, queueing=queueing,
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}")

@@ -37,6 +37,16 @@ def test_short_segments_run_and_the_herd_has_flags(capsys: pytest.CaptureFixture
     assert main([*tight, "--playlist-refresh", "1 s", "--traffic-seed", "4"]) == 0
 
 
+def test_derived_capacity_and_queueing_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate-live", "--viewers", "50K", "--duration", "3", "--pops", "5",
+            "--pop-capacity-rps", "derived", "--queueing"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "peak_rps_10ms" in out and "mean_queue_wait_ms" in out
+    spilled_line = next(line for line in out.splitlines() if line.startswith("spilled"))
+    assert spilled_line.split()[-1] != "0"
+
+
 def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["simulate-live", "--viewers", "2K", "--duration", "10", "--pops", "5",
             "--pop-capacity-rps", "300", "--overflow", "refuse", "--push", "watched",
@@ -64,6 +74,7 @@ def test_progress_line_every_tenth() -> None:
         (["--viewers", "2.5"], "not a whole number"),
         (["--segment", "0"], "segment_s must be positive"),
         (["--duration", "ten"], "cannot read"),
+        (["--pop-capacity-rps", "lots"], "neither a number"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str,
