@@ -13,9 +13,16 @@ from chatdesign.live.arrivals import (
     exact_segments,
     segment_arrivals,
 )
-from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
+from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache, LruByteCache
 from chatdesign.live.oracle import simulate_live_simpy
 from chatdesign.live.queueing import fifo_finish_times, md1_mean_wait_s
+from chatdesign.live.renditions import (
+    PENSIEVE_LADDER_KBPS,
+    USD_PER_GB,
+    RenditionResult,
+    egress_cost_per_month,
+    simulate_renditions,
+)
 from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
     LatencyBudget,
@@ -32,6 +39,7 @@ from chatdesign.live.simulate import (
     check_origin_cache_requests_per_segment,
     simulate_live,
 )
+from chatdesign.live.streams import StreamRequests, hit_ratio_by_cache_size, stream_requests
 from chatdesign.live.topology import (
     ROLES,
     PathDelays,
@@ -45,23 +53,30 @@ __all__ = [
     "CALIBRATION_VIEWERS",
     "HERD_SPREAD",
     "LAYERS",
+    "PENSIEVE_LADDER_KBPS",
     "ROLES",
+    "USD_PER_GB",
     "CacheOutcome",
     "CacheStats",
     "CoalescingCache",
     "LatencyBudget",
     "LiveResult",
     "LiveScenario",
+    "LruByteCache",
     "PathDelays",
+    "RenditionResult",
     "RtmpChunking",
     "SegmentArrivals",
+    "StreamRequests",
     "build_topology",
     "calibrate_herd_spread",
     "check_glass_to_glass",
     "check_origin_cache_requests_per_segment",
     "draw_topology",
+    "egress_cost_per_month",
     "exact_segments",
     "fifo_finish_times",
+    "hit_ratio_by_cache_size",
     "latency_budget",
     "md1_mean_wait_s",
     "path_delays",
@@ -73,4 +88,6 @@ __all__ = [
     "segment_length_table",
     "simulate_live",
     "simulate_live_simpy",
+    "simulate_renditions",
+    "stream_requests",
 ]

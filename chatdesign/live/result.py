@@ -235,6 +235,14 @@ class LiveResult:
         return self.origin_server_requests / self.segments
 
     @property
+    def playlist_requests(self) -> float:
+        """Playlist reloads over the run, counted beside the segment requests the model
+        simulates: each segment request comes with ``segment_s / refresh_s`` reloads (one per
+        segment by default, as :func:`~chatdesign.live.segments.requests_per_viewer_s` counts).
+        The edge answers them (a playlist is tiny and cached for under a segment)."""
+        return self.requests * self.scenario.segment_s / self.scenario.refresh_s
+
+    @property
     def pushed_bytes(self) -> float:
         """Bytes pushed to PoPs."""
         return self.pushes * self.scenario.segment_bytes
@@ -276,6 +284,7 @@ class LiveResult:
             ("viewers", self.scenario.viewers, format_count(self.scenario.viewers)),
             ("segments", self.segments, f"{self.segments} x {self.scenario.segment_s:g} s"),
             ("requests", self.requests, format_count(self.requests)),
+            ("playlist_requests", self.playlist_requests, format_count(self.playlist_requests)),
             ("edge_hit_ratio", self.edge_hit_ratio, f"{self.edge_hit_ratio:.3%}"),
             ("edge_coalesced", self.edge_coalesced, format_count(self.edge_coalesced)),
             ("requests_past_edge_ratio", self.requests_past_edge_ratio,

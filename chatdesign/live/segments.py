@@ -173,13 +173,19 @@ def latency_budget(
     )
 
 
-def requests_per_viewer_s(segment_s: float, playlist: bool = True) -> float:
-    """HTTP requests per second one viewer makes: one per segment, plus one playlist refresh
-    per segment when ``playlist`` (HLS players re-read the playlist to find the next segment).
+def requests_per_viewer_s(segment_s: float, playlist: bool = True,
+                          playlist_refresh_s: float | None = None) -> float:
+    """HTTP requests per second one viewer makes: one per segment, plus, when ``playlist``, one
+    playlist reload every ``playlist_refresh_s`` (by default the segment length: an HLS player
+    re-reads the playlist about once per target duration to find the next segment).
 
-    1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33.
+    1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33. The same count
+    as :attr:`chatdesign.live.result.LiveResult.playlist_requests` (notebooks 07 and 08).
     """
-    return (2.0 if playlist else 1.0) / check_number(segment_s, "segment_s", positive=True)
+    segment = check_number(segment_s, "segment_s", positive=True)
+    refresh = segment if playlist_refresh_s is None else check_number(
+        playlist_refresh_s, "playlist_refresh_s", positive=True)
+    return 1.0 / segment + (1.0 / refresh if playlist else 0.0)
 
 
 def segment_length_table(

@@ -270,3 +270,17 @@ def test_origin_cache_check_expects_one_request_per_pop_and_hides_it() -> None:
         assert "20" not in verdict.explanation
     with pytest.raises(ValueError, match="viewers must be at least 1"):
         check_origin_cache_requests_per_segment(20, 0)
+
+
+def test_playlist_requests_are_counted_as_in_notebook_07() -> None:
+    from chatdesign.live import requests_per_viewer_s
+
+    result = simulate_live(300, 6, segment_s=3.0, pops=3)
+    assert result.playlist_requests == result.requests
+    per_viewer_s = (result.requests + result.playlist_requests) / 300 / 6
+    assert per_viewer_s == pytest.approx(requests_per_viewer_s(3.0))
+    faster = simulate_live(300, 6, segment_s=3.0, pops=3, playlist_refresh_s=1.5)
+    assert faster.playlist_requests == 2 * faster.requests
+    assert (faster.requests + faster.playlist_requests) / 300 / 6 == pytest.approx(
+        requests_per_viewer_s(3.0, playlist_refresh_s=1.5))
+    assert faster.to_frame().loc["playlist_requests", "value"] == 2 * faster.requests
