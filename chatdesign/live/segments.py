@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 from chatdesign.checks import check_number, check_whole
-from chatdesign.exercises import CheckResult, check_within
+from chatdesign.exercises import CheckResult
 from chatdesign.units import format_bytes, format_count, format_duration
 
 
@@ -264,26 +264,27 @@ def segment_length_table(
     return pd.DataFrame(rows).set_index("segment_s")
 
 
-def check_glass_to_glass(answer_s: float, segment_s: float, buffer_segments: int = 3) -> CheckResult:
+def check_glass_to_glass(answer_s: float | None, segment_s: float,
+                         buffer_segments: int = 3) -> CheckResult:
     """Self-check for notebook 07: the glass-to-glass latency (s) of ``segment_s`` segments with
     a player ``buffer_segments`` behind live and :func:`latency_budget`'s other defaults.
 
-    Passes within 5 %. A wrong answer is told how far off it is and, when it matches a common
-    slip (leaving out the wait for the segment to close, or the player buffer), which one.
+    Passes within 5 %; ``None`` is "not answered yet" with a hint. A wrong answer is told whether
+    it is too high or too low and, when it matches a common slip (leaving out the wait for the
+    segment to close, or the player buffer), which one -- never the expected value.
     """
+    from chatdesign.live.exercises import diagnose
+
     budget = latency_budget(segment_s, buffer_segments)
-    result = check_within("glass-to-glass latency", answer_s, budget.total_s, rel_tol=0.05,
-                          unit="s")
-    if result.passed:
-        return result
-    slips = {
-        "the wait for the segment to close (one segment)": budget.total_s - budget.segment_wait_s,
-        "the player's buffer of segments": budget.total_s - budget.player_buffer_s,
-        "everything but the segment-length terms": budget.total_s - budget.segment_wait_s
-        - budget.player_buffer_s,
-    }
-    for missing, value in slips.items():
-        if math.isclose(answer_s, value, rel_tol=0.05):
-            return CheckResult(result.name, False, f"{result.explanation}; it looks like "
-                               f"{missing} was left out")
-    return result
+    return diagnose(
+        "glass-to-glass latency", answer_s, budget.total_s, rel_tol=0.05,
+        hint="add every stage of the budget: capture and encode, the RTMP upload and one chunk, "
+             "the wait for the segment to close, the CDN, and the player's buffer of segments",
+        slips={
+            "the wait for the segment to close (one segment) was left out":
+                budget.total_s - budget.segment_wait_s,
+            "the player's buffer of segments was left out": budget.total_s - budget.player_buffer_s,
+            "only the fixed costs were added, none of the segment-length terms":
+                budget.total_s - budget.segment_wait_s - budget.player_buffer_s,
+        },
+    )

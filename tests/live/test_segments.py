@@ -133,5 +133,10 @@ def test_glass_to_glass_check_accepts_the_budget_and_names_the_slip() -> None:
     assert "buffer" in no_buffer.explanation
     far = check_glass_to_glass(100.0, 2.0, 2)
     assert not far and "too high" in far.explanation and "left out" not in far.explanation
+    unanswered = check_glass_to_glass(None, 2.0, 2)
+    assert not unanswered and "not answered yet" in unanswered.explanation
+    expected = f"{latency_budget(2.0, 2).total_s:g}"
+    for verdict in (no_wait, no_buffer, far, unanswered):
+        assert expected not in verdict.explanation
     with pytest.raises(ValueError, match="must be finite"):
         check_glass_to_glass(float("nan"), 2.0)
