@@ -194,7 +194,7 @@ class _Segment:
         if capacity is None or not (own_counts > capacity).any():
             self.arrive_s, self.pop, self.counts = arrive, pop, own_counts
             tally.add_segment_load(own_counts, own_counts)
-            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s)
+            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, own_counts)
             return
         starts = _group_starts(own_counts)
         over = np.concatenate([
@@ -249,7 +249,7 @@ class _Segment:
             self.arrive_s, self.base_s = np.concatenate(arrive_parts), np.concatenate(base_parts)
             self.pop = np.repeat(np.arange(pops), self.counts)
         tally.add_segment_load(own_counts, self.counts)
-        tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s)
+        tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
 
     def all_base(self, paths: PathTimes) -> np.ndarray:
         """The no-wait latency of every request."""
@@ -287,16 +287,21 @@ class _Queue:
         self.service_s = service_s
 
     def serve(self, seg: _Segment, paths: PathTimes, tally: Tally, ready_s: np.ndarray,
-              layer: np.ndarray, first: np.ndarray) -> None:
+              layer: np.ndarray, first: np.ndarray, monotone: bool) -> None:
         """Queue every request from when the edge can answer it (``ready_s``); add latencies
         (round trip + waiting for the segment + queueing + transfer) and queue waits."""
-        order = np.lexsort((seg.arrive_s, ready_s, seg.pop))
-        sorted_ready = ready_s[order]
-        finish_sorted = np.empty(len(order))
-        for p, begin in zip(range(len(seg.counts)), _group_starts(seg.counts), strict=True):
-            if seg.counts[p]:
-                part = slice(int(begin), int(begin) + int(seg.counts[p]))
-                finish_sorted[part] = fifo_finish_times(sorted_ready[part], int(self.servers[p]),
+        # FIFO order within each PoP: by ready time, ties (waiters freed by one fill) by arrival.
+        # With coalescing ready = max(arrival, landing) rises with arrival, so one sort suffices.
+        order = np.empty(len(ready_s), dtype=np.int64)
+        finish_sorted = np.empty(len(ready_s))
+        for p, begin in zip(range(len(seg.counts)), _group_starts(seg.counts).tolist(), strict=True):
+            count = int(seg.counts[p])
+            if count:
+                part = slice(begin, begin + count)
+                local = (np.argsort(seg.arrive_s[part]) if monotone
+                         else np.lexsort((seg.arrive_s[part], ready_s[part])))
+                order[part] = local + begin
+                finish_sorted[part] = fifo_finish_times(ready_s[order[part]], int(self.servers[p]),
                                                         float(self.service_s[p]))
         finish = np.empty(len(order))
         finish[order] = finish_sorted
@@ -362,7 +367,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
         ready = np.maximum(seg.arrive_s, np.repeat(landed, seg.counts))
         layer = np.full(len(ready), EDGE, dtype=np.int64)
         layer[first[fetcher]] = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, first)
+        queue.serve(seg, paths, tally, ready, layer, first, monotone=True)
         return landed
     first_latency = seg.base(paths, first) + np.maximum(
         landed[first_pop] - seg.arrive_s[first], 0.0)
@@ -424,7 +429,7 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
         ready[candidate[is_miss]] = cand_answer[is_miss]
         layer = np.full(len(ready), EDGE, dtype=np.int64)
         layer[candidate[is_miss]] = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, seg.first_index())
+        queue.serve(seg, paths, tally, ready, layer, seg.first_index(), monotone=False)
         return landed
     miss_latency = seg.base(paths, candidate[is_miss]) + (
         cand_answer[is_miss] - cand_arrive[is_miss])
