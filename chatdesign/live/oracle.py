@@ -2,10 +2,14 @@
 
 Nothing here is clever on purpose. Each request is a SimPy process that travels
 player → edge cache → (origin cache → (origin server)) and back, and each cache is a
-:class:`~chatdesign.live.cache.CoalescingCache` whose waiters are SimPy events. Pushes are
+:class:`~chatdesign.live.cache.CoalescingCache` whose waiters are SimPy events. With
+``queueing=True`` each PoP's servers are a ``simpy.Resource`` with one slot per server, held for
+the time one server takes to send the segment; with a capacity, requests are admitted, spilled
+into a neighbour's spare room or refused one by one as they arrive. Pushes are
 processes that fill the caches when the segment arrives. It reads the same seeded arrivals as
 :func:`~chatdesign.live.simulate.simulate_live`, so the tests can demand identical counters and
-latency histograms; it is slow (over a thousand times slower per request on big runs), so use it on
+latency histograms; it is slow (``benchmarks/live_sim.py`` measures how much, on the same
+scenarios), so use it on
 small scenarios.
 
 Taught in ``notebooks/08_edge_cache.ipynb``.

@@ -4,9 +4,10 @@ per request.
 Theory of operation (one segment at a time; the arrays come from
 :func:`~chatdesign.live.arrivals.segment_arrivals`). A request leaves its player at ``send``
 and reaches its PoP's edge cache at ``a = send + player→edge``. If the PoP already has its
-capacity's worth of requests for this segment, the request spills to the next-nearest PoP
-(arriving ``neighbour`` seconds later; the neighbour serves it whatever its own load) or is
-refused. At each edge cache the whole segment's story is fixed by one time, ``F``, when the
+capacity's worth of requests for this segment (``pop_capacity_rps``: a number for every PoP, or
+``"derived"`` from each PoP's servers and links), the request is refused or spills to the
+next-nearest PoP (arriving ``neighbour`` seconds later), which admits spilled requests only into
+the room its own viewers left and refuses the rest. At each edge cache the whole segment's story is fixed by one time, ``F``, when the
 segment lands there:
 
 - coalescing: the earliest request (if it beats any push) is the one miss; it reaches the
@@ -18,12 +19,19 @@ segment lands there:
   before it (found with a per-PoP running minimum over the few candidates that arrive before
   the first miss is answered); each miss waits for its own fetch.
 
+With ``queueing=True`` each request then queues for one of its PoP's servers from the moment
+the edge can answer it (``a`` for a hit, ``F`` for a waiter, its own answer for an uncoalesced
+miss) and holds it for the segment's transfer time: an exact FIFO multi-server queue with a fixed
+service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`). Peak load is
+also counted in 10 ms bins per PoP (``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+
 Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
 publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
 ``push_to="watched"`` those whose viewers asked for the previous segment.
 
 :func:`chatdesign.live.oracle.simulate_live_simpy` models the same thing one event per request
-with SimPy; the tests require identical counters and latency histograms.
+with SimPy; the tests require identical counters and latency histograms (with queueing, latencies
+to float rounding: SimPy sums the queue's times in another order).
 
 Reading Facebook's figures (2015, "Under the hood: Broadcasting live video to millions"). With
 edge and origin caches more than 98 % of segments were already in the edge cache, but about
