@@ -7,8 +7,8 @@ and reaches its PoP's edge cache at ``a = send + player→edge``. If the PoP alr
 capacity's worth of requests for this segment (``pop_capacity_rps``: a number for every PoP, or
 ``"derived"`` from each PoP's servers and links), the request is refused or spills to the
 next-nearest PoP (arriving ``neighbour`` seconds later), which admits spilled requests only into
-the room its own viewers left and refuses the rest. At each edge cache the whole segment's story is fixed by one time, ``F``, when the
-segment lands there:
+the room its own viewers left and refuses the rest. At each edge cache the whole segment's story
+is fixed by one time, ``F``, when the segment lands there:
 
 - coalescing: the earliest request (if it beats any push) is the one miss; it reaches the
   origin cache at ``b = a + edge→origin``; there, the earliest ``b`` of all its PoPs is the one
