@@ -117,6 +117,9 @@ class LiveScenario:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.pop_capacity_rps is not None:
+            if isinstance(self.pop_capacity_rps, str) and self.pop_capacity_rps != "derived":
+                raise ValueError("pop_capacity_rps must be a number of requests per second, "
+                                 f"'derived' or None, got {self.pop_capacity_rps!r}")
             if self.pop_capacity_rps != "derived":
                 check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
             if self.overflow == "spill" and self.pops < 2:
