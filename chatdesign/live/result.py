@@ -68,6 +68,7 @@ class Tally:
         pops, seconds = scenario.pops, scenario.seconds
         self.queue_wait_sum_s = np.zeros(pops)
         self.queue_wait_max_s = np.zeros(pops)
+        self._since, self._bins = np.empty(0), np.empty(0, dtype=np.int32)
         self.coalesced = 0
         self.pushes = 0
         self.unwatched_pushes = 0
@@ -106,11 +107,15 @@ class Tally:
         """Track each PoP's busiest 10 ms (requests arriving at the PoP serving them), counted
         in 10 ms bins from the segment's publication. ``counts``, when given, says the requests
         are grouped by PoP (``counts[p]`` of PoP ``p`` in order), which saves a pass."""
-        if len(arrive_s) == 0:
+        n = len(arrive_s)
+        if n == 0:
             return
-        since = arrive_s - publish_s
+        if len(self._since) < n:  # reused buffers: no fresh pages per segment
+            self._since, self._bins = np.empty(n), np.empty(n, dtype=np.int32)
+        since, bins = self._since[:n], self._bins[:n]
+        np.subtract(arrive_s, publish_s, out=since)
         since *= PEAK_BINS_PER_S
-        bins = since.astype(np.int32)
+        np.copyto(bins, since, casting="unsafe")  # truncates, as astype does
         peak = self.pop["peak_served_per_10ms"]
         if counts is None:
             width = int(bins.max()) + 1
