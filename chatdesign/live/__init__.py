@@ -5,9 +5,24 @@ Origin Server", as Facebook Live built it in 2015. Taught in ``notebooks/07_live
 and ``notebooks/08_edge_cache.ipynb``.
 """
 
-from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
-from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
+from chatdesign.live.arrivals import (
+    CALIBRATION_VIEWERS,
+    HERD_SPREAD,
+    LiveScenario,
+    SegmentArrivals,
+    exact_segments,
+    segment_arrivals,
+)
+from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache, LruByteCache
 from chatdesign.live.oracle import simulate_live_simpy
+from chatdesign.live.queueing import fifo_finish_times, md1_mean_wait_s
+from chatdesign.live.renditions import (
+    PENSIEVE_LADDER_KBPS,
+    USD_PER_GB,
+    RenditionResult,
+    egress_cost_per_month,
+    simulate_renditions,
+)
 from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
     LatencyBudget,
@@ -20,10 +35,11 @@ from chatdesign.live.segments import (
     segment_length_table,
 )
 from chatdesign.live.simulate import (
-    POPULAR_STREAM_VIEWERS,
+    calibrate_herd_spread,
     check_origin_cache_requests_per_segment,
     simulate_live,
 )
+from chatdesign.live.streams import StreamRequests, hit_ratio_by_cache_size, stream_requests
 from chatdesign.live.topology import (
     ROLES,
     PathDelays,
@@ -34,23 +50,35 @@ from chatdesign.live.topology import (
 )
 
 __all__ = [
+    "CALIBRATION_VIEWERS",
+    "HERD_SPREAD",
     "LAYERS",
-    "POPULAR_STREAM_VIEWERS",
+    "PENSIEVE_LADDER_KBPS",
     "ROLES",
+    "USD_PER_GB",
     "CacheOutcome",
     "CacheStats",
     "CoalescingCache",
     "LatencyBudget",
     "LiveResult",
     "LiveScenario",
+    "LruByteCache",
     "PathDelays",
+    "RenditionResult",
     "RtmpChunking",
     "SegmentArrivals",
+    "StreamRequests",
     "build_topology",
+    "calibrate_herd_spread",
     "check_glass_to_glass",
     "check_origin_cache_requests_per_segment",
     "draw_topology",
+    "egress_cost_per_month",
+    "exact_segments",
+    "fifo_finish_times",
+    "hit_ratio_by_cache_size",
     "latency_budget",
+    "md1_mean_wait_s",
     "path_delays",
     "pop_name",
     "requests_per_viewer_s",
@@ -60,4 +88,6 @@ __all__ = [
     "segment_length_table",
     "simulate_live",
     "simulate_live_simpy",
+    "simulate_renditions",
+    "stream_requests",
 ]

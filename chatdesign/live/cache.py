@@ -10,7 +10,10 @@ a thundering herd of N requests costs one upstream fetch. With coalescing off, e
 that finds the key absent is a ``MISS`` with its own fetch and waits for its own answer; nothing
 is queued. :meth:`~CoalescingCache.fill` also takes keys nobody asked for (a push from upstream).
 
-The simulations in :mod:`chatdesign.live.simulate` use it per PoP and per origin cache.
+The SimPy oracle (:mod:`chatdesign.live.oracle`) uses it per PoP and per origin cache, one
+request at a time. The vectorised :func:`~chatdesign.live.simulate.simulate_live` does not call
+it: it derives the same outcomes for a whole segment at once (when the segment lands at each
+cache), and the oracle tests check that both agree.
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
 
@@ -161,3 +164,58 @@ class CoalescingCache(Generic[KeyT, WaiterT]):
             f"{len(self._waiting)} in flight, hits={self._hits}, misses={self._misses}, "
             f"coalesced={self._coalesced})"
         )
+
+
+class LruByteCache(Generic[KeyT]):
+    """An LRU cache bounded by bytes, as a PoP's edge cache holding many streams' segments.
+
+    :meth:`request` answers hit or miss for a key of a given size; a miss stores the key,
+    evicting least recently used keys until it fits (a key larger than the whole cache is not
+    stored). No coalescing, no clock: what concurrent misses would do is the job of
+    :class:`CoalescingCache` and the live simulation.
+
+    >>> cache: LruByteCache[str] = LruByteCache(capacity_bytes=300)
+    >>> cache.request("a", 200), cache.request("a", 200), cache.request("b", 200), "a" in cache
+    (False, True, False, False)
+    """
+
+    def __init__(self, capacity_bytes: float) -> None:
+        from chatdesign.checks import check_number
+
+        self._capacity = check_number(capacity_bytes, "capacity_bytes", minimum=0)
+        self._stored: OrderedDict[KeyT, float] = OrderedDict()
+        self._bytes = 0.0
+        self.hits = self.misses = self.evictions = 0
+
+    @property
+    def capacity_bytes(self) -> float:
+        """Most bytes stored at once."""
+        return self._capacity
+
+    @property
+    def stored_bytes(self) -> float:
+        """Bytes stored now."""
+        return self._bytes
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stored
+
+    def request(self, key: KeyT, size_bytes: float) -> bool:
+        """True on a hit (the key moves to most recently used); on a miss store it, evicting."""
+        if key in self._stored:
+            self._stored.move_to_end(key)
+            self.hits += 1
+            return True
+        self.misses += 1
+        if size_bytes <= self._capacity:
+            while self._bytes + size_bytes > self._capacity:
+                _, evicted = self._stored.popitem(last=False)
+                self._bytes -= evicted
+                self.evictions += 1
+            self._stored[key] = size_bytes
+            self._bytes += size_bytes
+        return False
+
+    def __repr__(self) -> str:
+        return (f"LruByteCache({len(self._stored)} keys, {self._bytes:,.0f}/{self._capacity:,.0f} "
+                f"bytes, hits={self.hits}, misses={self.misses}, evictions={self.evictions})")

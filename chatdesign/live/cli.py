@@ -15,7 +15,8 @@ import time
 from typing import Any, TextIO
 
 from chatdesign.cli import argument_type
-from chatdesign.live.simulate import ProgressCallback, simulate_live
+from chatdesign.live.arrivals import HERD_SPREAD, LiveScenario
+from chatdesign.live.simulate import ProgressCallback, run_vectorised
 from chatdesign.units import format_bytes, format_duration, parse_count, parse_duration
 
 PROGRESS_ABOVE_REQUESTS = 10_000_000
@@ -27,6 +28,16 @@ def _whole_count(text: str) -> float:
     if value != int(value):
         raise ValueError(f"{text!r} is not a whole number")
     return value
+
+
+def _capacity(text: str) -> float | str:
+    if text.strip() == "derived":
+        return "derived"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number of requests per second nor 'derived'") from None
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -48,13 +59,29 @@ def add_subcommand(subparsers: Any) -> None:
     add("--no-coalescing", action="store_true", help="turn request coalescing off")
     add("--push", choices=("none", "all", "watched"), default="none",
         help="push each segment to all PoPs or to those watched last segment (none)")
-    add("--pop-capacity-rps", type=float, default=None,
-        help="requests per second one PoP serves (unlimited)")
+    add("--pop-capacity-rps", type=_capacity, default=None,
+        help="requests per second one PoP admits, or 'derived' from its servers and links "
+             "(unlimited)")
+    add("--queueing", action="store_true",
+        help="each PoP's servers queue requests: waiting and transfer time count in latency")
     add("--overflow", choices=("spill", "refuse"), default="spill",
         help="what happens above capacity (spill)")
     add("--ramp", type=argument_type(parse_duration), default=0.0,
         help="viewers join over this long, a flash crowd (0 s)")
-    add("--seed", type=int, default=0, help="random seed (0)")
+    add("--herd-spread", type=float, default=HERD_SPREAD,
+        help="share of the playlist refresh interval over which players ask for a new segment "
+             f"(calibrated, {HERD_SPREAD:g})")
+    add("--herd-window", type=argument_type(parse_duration), default=None,
+        help="the players' spread in seconds, overriding --herd-spread (unset)")
+    add("--playlist-refresh", type=argument_type(parse_duration), default=None,
+        help="how often players re-read the playlist (the segment length)")
+    add("--clock-offset", type=argument_type(parse_duration), default=0.0,
+        help="players' clocks are up to this far behind the packager's (0 s)")
+    add("--jitter", type=argument_type(parse_duration), default=0.02,
+        help="network jitter per request, up to (20 ms)")
+    add("--seed", type=int, default=0, help="random seed of the topology and, by default, the traffic (0)")
+    add("--traffic-seed", type=int, default=None,
+        help="random seed of the traffic alone, to rerun it over the same map (--seed)")
     parser.set_defaults(handler=run)
 
 
@@ -75,17 +102,19 @@ def progress_printer(stream: TextIO) -> ProgressCallback:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation and print its tables."""
-    viewers = int(args.viewers)
-    expected_requests = viewers * (args.duration // args.segment if args.segment > 0 else 0)
-    progress = progress_printer(sys.stderr) if expected_requests > PROGRESS_ABOVE_REQUESTS else None
-    started = time.perf_counter()
-    result = simulate_live(
-        viewers, args.duration, segment_s=args.segment, pops=args.pops,
+    scenario = LiveScenario(
+        int(args.viewers), args.duration, segment_s=args.segment, pops=args.pops,
         origin_caches=args.origin_caches, coalescing=not args.no_coalescing,
         push=args.push != "none", push_to="watched" if args.push == "watched" else "all",
         pop_capacity_rps=args.pop_capacity_rps, overflow=args.overflow, ramp_s=args.ramp,
-        seed=args.seed, progress=progress,
+        seed=args.seed, herd_spread=args.herd_spread, herd_window_s=args.herd_window,
+        playlist_refresh_s=args.playlist_refresh, clock_offset_s=args.clock_offset,
+        jitter_s=args.jitter, traffic_seed=args.traffic_seed, queueing=args.queueing,
     )
+    expected_requests = scenario.viewers * scenario.segments
+    progress = progress_printer(sys.stderr) if expected_requests > PROGRESS_ABOVE_REQUESTS else None
+    started = time.perf_counter()
+    result = run_vectorised(scenario, progress)
     elapsed = time.perf_counter() - started
     peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(result.to_frame()["text"].to_string())
@@ -93,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.latency.to_string())
     print()
     busiest = result.pop_load.sort_values("peak_served_per_segment", ascending=False).head(5)
-    print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused",
-                   "peak_rps"]].to_string())
+    print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused", "capacity_rps",
+                   "peak_rps", "peak_rps_10ms", "mean_queue_wait_ms"]].to_string())
     print()
     print(f"ran in {format_duration(elapsed)}, peak memory (max RSS) {format_bytes(peak_bytes)}")
     return 0

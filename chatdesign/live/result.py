@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from chatdesign.live.arrivals import LiveScenario
+from chatdesign.live.topology import PathDelays
 from chatdesign.units import format_bytes, format_count
 
 LAYERS: Final = ("edge", "origin_cache", "origin_server")
@@ -27,6 +28,8 @@ the origin server (the request whose fetch went all the way up)."""
 BINS_PER_S: Final = 10_000
 """Latency histogram resolution: 0.1 ms bins."""
 MAX_LATENCY_BINS: Final = 10 * BINS_PER_S
+PEAK_BINS_PER_S: Final = 100
+"""Peak load is also counted in 10 ms bins, beside per-segment and per-second rates."""
 """Latencies of 10 s or more fall into the last bin."""
 
 PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
@@ -58,9 +61,14 @@ def percentile_ms(histogram: np.ndarray, percentile: float) -> float:
 class Tally:
     """Running totals of one simulation (mutable; both simulations fill one in)."""
 
-    def __init__(self, scenario: LiveScenario) -> None:
+    def __init__(self, scenario: LiveScenario, delays: PathDelays) -> None:
         self.scenario = scenario
+        self.capacity_rps = delays.capacity_rps(scenario.segment_bytes)
+        self.capacity_per_segment = scenario.pop_capacity_per_segment(delays)
         pops, seconds = scenario.pops, scenario.seconds
+        self.queue_wait_sum_s = np.zeros(pops)
+        self.queue_wait_max_s = np.zeros(pops)
+        self._since, self._bins = np.empty(0), np.empty(0, dtype=np.int32)
         self.coalesced = 0
         self.pushes = 0
         self.unwatched_pushes = 0
@@ -71,7 +79,8 @@ class Tally:
         self.pop_demand = np.zeros((seconds, pops), dtype=np.int64)
         self.pop = {name: np.zeros(pops, dtype=np.int64) for name in
                     ("viewers_peak", "requests", "served", "spilled_out", "spilled_in",
-                     "refused", "origin_cache_requests", "peak_served_per_segment")}
+                     "refused", "origin_cache_requests", "peak_served_per_segment",
+                     "peak_served_per_10ms")}
 
     def add_seconds(self, column: str, times_s: np.ndarray) -> None:
         """Count events at ``times_s`` into the per-second ``column``."""
@@ -93,6 +102,32 @@ class Tally:
         np.maximum(self.pop["peak_served_per_segment"], served_counts,
                    out=self.pop["peak_served_per_segment"])
 
+    def add_peak_10ms(self, arrive_s: np.ndarray, pop: np.ndarray, publish_s: float,
+                      counts: np.ndarray | None = None) -> None:
+        """Track each PoP's busiest 10 ms (requests arriving at the PoP serving them), counted
+        in 10 ms bins from the segment's publication. ``counts``, when given, says the requests
+        are grouped by PoP (``counts[p]`` of PoP ``p`` in order), which saves a pass."""
+        n = len(arrive_s)
+        if n == 0:
+            return
+        if len(self._since) < n:  # reused buffers: no fresh pages per segment
+            self._since, self._bins = np.empty(n), np.empty(n, dtype=np.int32)
+        since, bins = self._since[:n], self._bins[:n]
+        np.subtract(arrive_s, publish_s, out=since)
+        since *= PEAK_BINS_PER_S
+        np.copyto(bins, since, casting="unsafe")  # truncates, as astype does
+        peak = self.pop["peak_served_per_10ms"]
+        if counts is None:
+            width = int(bins.max()) + 1
+            per_pop = np.bincount(pop * width + bins, minlength=self.scenario.pops * width)
+            np.maximum(peak, per_pop.reshape(-1, width).max(axis=1), out=peak)
+            return
+        begin = 0
+        for p, count in enumerate(counts.tolist()):
+            if count:
+                peak[p] = max(int(peak[p]), int(np.bincount(bins[begin:begin + count]).max()))
+                begin += count
+
     def result(self) -> LiveResult:
         """Freeze the totals into a :class:`LiveResult`."""
         scenario = self.scenario
@@ -108,12 +143,17 @@ class Tally:
         pop_demand = pd.DataFrame(self.pop_demand, index=index,
                                   columns=pd.RangeIndex(scenario.pops, name="pop"))
         pop_load = pd.DataFrame(self.pop, index=pd.RangeIndex(scenario.pops, name="pop"))
-        capacity = scenario.capacity_per_segment
+        capacity = self.capacity_per_segment
         pop_load["capacity_per_segment"] = -1 if capacity is None else capacity
+        pop_load["capacity_rps"] = self.capacity_rps
         pop_load["peak_rps"] = pop_load["peak_served_per_segment"] / scenario.segment_s
+        pop_load["peak_rps_10ms"] = pop_load["peak_served_per_10ms"] * PEAK_BINS_PER_S
         pop_load["overloaded"] = (
             False if capacity is None else pop_load["peak_served_per_segment"] > capacity
         )
+        served = np.maximum(pop_load["served"].to_numpy(), 1)
+        pop_load["mean_queue_wait_ms"] = 1000 * self.queue_wait_sum_s / served
+        pop_load["max_queue_wait_ms"] = 1000 * self.queue_wait_max_s
         used = np.flatnonzero(self.histogram.any(axis=0))
         width = int(used[-1]) + 1 if len(used) else 0
         requests = int(self.series["requests"].sum())
@@ -211,6 +251,14 @@ class LiveResult:
         return self.origin_server_requests / self.segments
 
     @property
+    def playlist_requests(self) -> float:
+        """Playlist reloads over the run, counted beside the segment requests the model
+        simulates: each segment request comes with ``segment_s / refresh_s`` reloads (one per
+        segment by default, as :func:`~chatdesign.live.segments.requests_per_viewer_s` counts).
+        The edge answers them (a playlist is tiny and cached for under a segment)."""
+        return self.requests * self.scenario.segment_s / self.scenario.refresh_s
+
+    @property
     def pushed_bytes(self) -> float:
         """Bytes pushed to PoPs."""
         return self.pushes * self.scenario.segment_bytes
@@ -252,6 +300,7 @@ class LiveResult:
             ("viewers", self.scenario.viewers, format_count(self.scenario.viewers)),
             ("segments", self.segments, f"{self.segments} x {self.scenario.segment_s:g} s"),
             ("requests", self.requests, format_count(self.requests)),
+            ("playlist_requests", self.playlist_requests, format_count(self.playlist_requests)),
             ("edge_hit_ratio", self.edge_hit_ratio, f"{self.edge_hit_ratio:.3%}"),
             ("edge_coalesced", self.edge_coalesced, format_count(self.edge_coalesced)),
             ("requests_past_edge_ratio", self.requests_past_edge_ratio,

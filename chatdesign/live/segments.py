@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 from chatdesign.checks import check_number, check_whole
-from chatdesign.exercises import CheckResult, check_within
+from chatdesign.exercises import CheckResult
 from chatdesign.units import format_bytes, format_count, format_duration
 
 
@@ -30,66 +30,113 @@ def segment_bytes(segment_s: float, bitrate_kbps: float) -> float:
         bitrate_kbps, "bitrate_kbps", positive=True) * 1000 / 8
 
 
+CONTINUATION_HEADER_BYTES = 1
+"""Header of a continuation chunk (RTMP chunk type 3): the 1-byte basic header alone."""
+
+
 @dataclass(frozen=True)
 class RtmpChunking:
-    """RTMP's push model in numbers: how long a chunk holds video and what its headers cost.
+    """RTMP's push model in numbers: how long a chunk can hold video and what headers cost.
 
-    ``chunk_ms`` is the video one chunk carries (it cannot be sent before it is captured);
-    ``overhead_ratio`` is header bytes over all bytes sent.
+    The encoder sends one RTMP *message* per video frame (``frame_rate`` a second, so a message
+    is ``bitrate / frame_rate`` bytes); RTMP cuts each message into chunks of at most
+    ``chunk_bytes``. The first chunk of a message carries ``header_bytes`` (12 for chunk type 0:
+    a 1-byte basic header and an 11-byte message header; 8 for type 1, 4 for type 2), every
+    continuation chunk only the 1-byte basic header (type 3). ``chunk_ms`` is the most video one
+    chunk can hold, a ceiling: a chunk also ends with its frame, so a frame smaller than a chunk
+    leaves after ``frame_ms``. ``overhead_ratio`` is header bytes over all bytes sent.
     """
 
     chunk_bytes: int
     bitrate_kbps: float
     header_bytes: int
+    frame_rate: float = 30.0
 
     def __post_init__(self) -> None:
         check_whole(self.chunk_bytes, "chunk_bytes", minimum=1)
         check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
         check_whole(self.header_bytes, "header_bytes", minimum=0)
+        check_number(self.frame_rate, "frame_rate", positive=True)
 
     @property
     def chunk_ms(self) -> float:
-        """Milliseconds of video in one chunk: ``chunk_bytes x 8 / bitrate_kbps``."""
+        """Most milliseconds of video one chunk can hold: ``chunk_bytes x 8 / bitrate_kbps``."""
         return self.chunk_bytes * 8 / self.bitrate_kbps
+
+    @property
+    def frame_ms(self) -> float:
+        """Milliseconds between frames, i.e. between messages."""
+        return 1000 / self.frame_rate
+
+    @property
+    def wait_ms(self) -> float:
+        """Longest a captured byte waits for its chunk to be sent: the shorter of a full chunk
+        and a frame."""
+        return min(self.chunk_ms, self.frame_ms)
+
+    @property
+    def message_bytes(self) -> float:
+        """Bytes of one video message (one frame)."""
+        return self.bitrate_kbps * 1000 / 8 / self.frame_rate
+
+    @property
+    def chunks_per_message(self) -> int:
+        """Chunks one message is cut into."""
+        return math.ceil(self.message_bytes / self.chunk_bytes)
 
     @property
     def chunks_per_s(self) -> float:
         """Chunks sent per second of video."""
-        return 1000 / self.chunk_ms
+        return self.chunks_per_message * self.frame_rate
+
+    @property
+    def message_header_bytes(self) -> int:
+        """Header bytes per message: the first chunk's, plus 1 per continuation chunk."""
+        return self.header_bytes + (self.chunks_per_message - 1) * CONTINUATION_HEADER_BYTES
 
     @property
     def overhead_ratio(self) -> float:
-        """Header bytes / (header + payload bytes)."""
-        return self.header_bytes / (self.header_bytes + self.chunk_bytes)
+        """Header bytes / (header + payload bytes), per message."""
+        return self.message_header_bytes / (self.message_header_bytes + self.message_bytes)
+
+    @property
+    def full_header_overhead_ratio(self) -> float:
+        """The overhead if every chunk carried the full first-chunk header (an overestimate)."""
+        full = self.header_bytes * self.chunks_per_message
+        return full / (full + self.message_bytes)
 
     def __repr__(self) -> str:
         return (
             f"RtmpChunking({format_bytes(self.chunk_bytes)} at {self.bitrate_kbps:g} kbps: "
-            f"{self.chunk_ms:.3g} ms per chunk, {self.overhead_ratio:.2%} header overhead)"
+            f"at most {self.chunk_ms:.3g} ms per chunk, {self.overhead_ratio:.2%} header overhead)"
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row: the inputs, ms per chunk, chunks per second and overhead."""
+        """One row: the inputs, the chunk ceiling, frame and wait times, chunks and overhead."""
         return pd.DataFrame([{
             "chunk_bytes": self.chunk_bytes,
             "bitrate_kbps": self.bitrate_kbps,
             "header_bytes": self.header_bytes,
             "chunk_ms": self.chunk_ms,
+            "frame_ms": self.frame_ms,
+            "wait_ms": self.wait_ms,
+            "chunks_per_message": self.chunks_per_message,
             "chunks_per_s": self.chunks_per_s,
             "overhead_ratio": self.overhead_ratio,
+            "full_header_overhead_ratio": self.full_header_overhead_ratio,
         }])
 
 
 def rtmp_chunking(
-    chunk_bytes: int = 4_000, bitrate_kbps: float = 500.0, header_bytes: int = 12
+    chunk_bytes: int = 4_000, bitrate_kbps: float = 500.0, header_bytes: int = 12,
+    frame_rate: float = 30.0,
 ) -> RtmpChunking:
-    """Chunk timing and header overhead; Facebook's 4 KB chunks at 500 kbps hold 64 ms of video.
+    """Chunk timing and header overhead; Facebook's 4 KB chunks at 500 kbps hold at most 64 ms.
 
-    ``header_bytes`` defaults to 12, RTMP's full (type 0) chunk header: a 1-byte basic header
-    and an 11-byte message header. A continuation chunk of the same message needs only the
-    1-byte basic header, so 12 is the worst case. Sizes are decimal (4 KB = 4,000 bytes).
+    ``header_bytes`` is the first chunk's header of each message, 12 for a full type-0 header;
+    continuation chunks carry 1 byte. Sizes are decimal (4 KB = 4,000 bytes).
     """
-    return RtmpChunking(chunk_bytes, bitrate_kbps, header_bytes)
+    return RtmpChunking(chunk_bytes, bitrate_kbps, header_bytes, frame_rate)
 
 
 @dataclass(frozen=True)
@@ -152,11 +199,12 @@ def latency_budget(
 ) -> LatencyBudget:
     """The glass-to-glass latency budget for segments of ``segment_s`` seconds.
 
-    Defaults: 300 ms capture and encode, 50 ms one-way upload plus one 4 KB RTMP chunk at
-    500 kbps (64 ms), 100 ms through the CDN on an edge hit, and a player that starts three
-    segments behind live (Apple's HLS guidance). 1 s segments give about 4.5 s, 3 s segments
-    about 12.5 s, 6 s segments about 24.5 s. Raises ``ValueError`` on a non-positive segment
-    length or bit rate, a negative stage or a negative buffer.
+    Defaults: 300 ms capture and encode, 50 ms one-way upload plus one full 4 KB RTMP chunk at
+    500 kbps (64 ms, a ceiling: a chunk also ends with its frame), 100 ms through the CDN on an
+    edge hit, and a player that starts three segments behind live (Apple's HLS guidance).
+    1 s segments give about 4.5 s, 3 s segments about 12.5 s, 6 s segments about 24.5 s.
+    Raises ``ValueError`` on a non-positive segment length or bit rate, a negative stage or a
+    negative buffer.
     """
     segment = check_number(segment_s, "segment_s", positive=True)
     chunk = rtmp_chunking(chunk_bytes, bitrate_kbps)
@@ -173,13 +221,19 @@ def latency_budget(
     )
 
 
-def requests_per_viewer_s(segment_s: float, playlist: bool = True) -> float:
-    """HTTP requests per second one viewer makes: one per segment, plus one playlist refresh
-    per segment when ``playlist`` (HLS players re-read the playlist to find the next segment).
+def requests_per_viewer_s(segment_s: float, playlist: bool = True,
+                          playlist_refresh_s: float | None = None) -> float:
+    """HTTP requests per second one viewer makes: one per segment, plus, when ``playlist``, one
+    playlist reload every ``playlist_refresh_s`` (by default the segment length: an HLS player
+    re-reads the playlist about once per target duration to find the next segment).
 
-    1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33.
+    1 s segments with playlists: 2 requests/s per viewer; 3 s: 0.67; 6 s: 0.33. The same count
+    as :attr:`chatdesign.live.result.LiveResult.playlist_requests` (notebooks 07 and 08).
     """
-    return (2.0 if playlist else 1.0) / check_number(segment_s, "segment_s", positive=True)
+    segment = check_number(segment_s, "segment_s", positive=True)
+    refresh = segment if playlist_refresh_s is None else check_number(
+        playlist_refresh_s, "playlist_refresh_s", positive=True)
+    return 1.0 / segment + (1.0 / refresh if playlist else 0.0)
 
 
 def segment_length_table(
@@ -210,26 +264,27 @@ def segment_length_table(
     return pd.DataFrame(rows).set_index("segment_s")
 
 
-def check_glass_to_glass(answer_s: float, segment_s: float, buffer_segments: int = 3) -> CheckResult:
+def check_glass_to_glass(answer_s: float | None, segment_s: float,
+                         buffer_segments: int = 3) -> CheckResult:
     """Self-check for notebook 07: the glass-to-glass latency (s) of ``segment_s`` segments with
     a player ``buffer_segments`` behind live and :func:`latency_budget`'s other defaults.
 
-    Passes within 5 %. A wrong answer is told how far off it is and, when it matches a common
-    slip (leaving out the wait for the segment to close, or the player buffer), which one.
+    Passes within 5 %; ``None`` is "not answered yet" with a hint. A wrong answer is told whether
+    it is too high or too low and, when it matches a common slip (leaving out the wait for the
+    segment to close, or the player buffer), which one -- never the expected value.
     """
+    from chatdesign.live.exercises import diagnose
+
     budget = latency_budget(segment_s, buffer_segments)
-    result = check_within("glass-to-glass latency", answer_s, budget.total_s, rel_tol=0.05,
-                          unit="s")
-    if result.passed:
-        return result
-    slips = {
-        "the wait for the segment to close (one segment)": budget.total_s - budget.segment_wait_s,
-        "the player's buffer of segments": budget.total_s - budget.player_buffer_s,
-        "everything but the segment-length terms": budget.total_s - budget.segment_wait_s
-        - budget.player_buffer_s,
-    }
-    for missing, value in slips.items():
-        if math.isclose(answer_s, value, rel_tol=0.05):
-            return CheckResult(result.name, False, f"{result.explanation}; it looks like "
-                               f"{missing} was left out")
-    return result
+    return diagnose(
+        "glass-to-glass latency", answer_s, budget.total_s, rel_tol=0.05,
+        hint="add every stage of the budget: capture and encode, the RTMP upload and one chunk, "
+             "the wait for the segment to close, the CDN, and the player's buffer of segments",
+        slips={
+            "the wait for the segment to close (one segment) was left out":
+                budget.total_s - budget.segment_wait_s,
+            "the player's buffer of segments was left out": budget.total_s - budget.player_buffer_s,
+            "only the fixed costs were added, none of the segment-length terms":
+                budget.total_s - budget.segment_wait_s - budget.player_buffer_s,
+        },
+    )

@@ -50,6 +50,9 @@ FIBRE_KM_PER_MS: Final = 200.0
 """Light in fibre covers about 200 km per millisecond (two thirds of c)."""
 ROUTER_OVERHEAD_MS: Final = 2.0
 """Fixed one-way cost of routers and queues added to every long-haul link."""
+SERVER_GBPS: Final = 2.0
+"""Rate at which one edge-cache server sends segment bytes (Gbps), an assumption: a cache host's
+sustained serving rate. A PoP serves at ``min(servers x SERVER_GBPS, player-facing links)``."""
 
 _COLOURS: Final[dict[str, str]] = {
     "players": "#4c72b0",
@@ -84,7 +87,8 @@ def build_topology(
     server) and map coordinates ``x_km``/``y_km``. PoP nodes also carry ``pop`` (its number).
     Player groups carry ``viewer_share``: the share of a stream's viewers near that PoP, a Zipf
     weight ``1 / rank**zipf_exponent`` (PoP 0 is the biggest), normalised to sum to 1. Edge
-    caches carry ``servers`` (4-32, seeded), ``origin_cache`` (the nearest one) and
+    caches carry ``servers`` (4-32, seeded), ``server_gbps`` (:data:`SERVER_GBPS`),
+    ``origin_cache`` (the nearest one) and
     ``neighbour_pop`` (the nearest other PoP, or -1 when there is only one PoP) with
     ``neighbour_latency_ms`` (one way).
 
@@ -127,7 +131,8 @@ def build_topology(
         prefix = pop_name(p)
         cache = f"{prefix}/edge-cache"
         graph.add_node(cache, role="edge_cache", layer=2, pop=p, x_km=here[0], y_km=here[1],
-                       servers=int(servers[p]), origin_cache=origin, neighbour_pop=neighbour,
+                       servers=int(servers[p]), server_gbps=SERVER_GBPS, origin_cache=origin,
+                       neighbour_pop=neighbour,
                        neighbour_latency_ms=neighbour_ms)
         graph.add_edge(f"origin-cache-{origin}", cache, latency_ms=to_origins[origin],
                        capacity_gbps=100.0)
@@ -151,6 +156,8 @@ class PathDelays:
     cache's number. ``origin_server_s[o]``: origin cache ``o`` → origin server.
     ``neighbour_pop[p]`` / ``neighbour_s[p]``: the next-nearest PoP and the one-way delay to it.
     ``viewer_share[p]``: share of viewers near PoP ``p``. ``servers[p]``: PoP server count.
+    ``server_gbps[p]``: one server's sending rate; ``link_gbps[p]``: the PoP's player-facing
+    bandwidth (over its proxies, the narrower of edge cache → proxy and proxy → players).
     """
 
     player_edge_s: np.ndarray
@@ -161,11 +168,13 @@ class PathDelays:
     neighbour_s: np.ndarray
     viewer_share: np.ndarray
     servers: np.ndarray
+    server_gbps: np.ndarray
+    link_gbps: np.ndarray
 
     def __post_init__(self) -> None:
         pops = len(self.player_edge_s)
         for name in ("edge_origin_s", "origin_of_pop", "neighbour_pop", "neighbour_s",
-                     "viewer_share", "servers"):
+                     "viewer_share", "servers", "server_gbps", "link_gbps"):
             if len(getattr(self, name)) != pops:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {pops}")
         for name in ("player_edge_s", "edge_origin_s", "origin_server_s", "neighbour_s"):
@@ -176,15 +185,55 @@ class PathDelays:
             raise ValueError("origin_of_pop names an origin cache that does not exist")
         if not math.isclose(float(self.viewer_share.sum()), 1.0, rel_tol=1e-9):
             raise ValueError("viewer_share must sum to 1")
+        if np.any(self.servers < 1):
+            raise ValueError("every PoP needs at least 1 server")
+        for name in ("server_gbps", "link_gbps"):
+            values = getattr(self, name)
+            if not np.all(np.isfinite(values)) or np.any(values <= 0):
+                raise ValueError(f"{name} must hold finite rates > 0")
         for array in (self.player_edge_s, self.edge_origin_s, self.origin_of_pop,
                       self.origin_server_s, self.neighbour_pop, self.neighbour_s,
-                      self.viewer_share, self.servers):
+                      self.viewer_share, self.servers, self.server_gbps, self.link_gbps):
             array.setflags(write=False)
 
     @property
     def pops(self) -> int:
         """Number of PoPs."""
         return len(self.player_edge_s)
+
+    @property
+    def edge_hit_s(self) -> np.ndarray:
+        """Per PoP, a request answered by the edge cache: player ↔ edge round trip (s)."""
+        hit: np.ndarray = self.player_edge_s + self.player_edge_s
+        return hit
+
+    @property
+    def edge_miss_s(self) -> np.ndarray:
+        """Per PoP, what an edge miss adds when the segment is new: edge cache ↔ origin cache ↔
+        origin server round trip (s). The herd leaks for about this long after the first miss."""
+        one_way = self.edge_origin_s + self.origin_server_s[self.origin_of_pop]
+        miss: np.ndarray = one_way + one_way
+        return miss
+
+    @property
+    def pop_gbps(self) -> np.ndarray:
+        """Per PoP, the rate it can send segments to players: ``min(servers x server_gbps,
+        link_gbps)`` (Gbps)."""
+        rate: np.ndarray = np.minimum(self.servers * self.server_gbps, self.link_gbps)
+        return rate
+
+    def capacity_rps(self, segment_bytes: float) -> np.ndarray:
+        """Per PoP, segment requests per second it can serve: ``pop_gbps / segment bits``."""
+        bits = 8 * check_number(segment_bytes, "segment_bytes", positive=True)
+        capacity: np.ndarray = self.pop_gbps * 1e9 / bits
+        return capacity
+
+    def service_s(self, segment_bytes: float) -> np.ndarray:
+        """Per PoP, how long one server takes to send one segment (s): segment bits over the
+        server's share of the PoP's rate. ``servers / capacity_rps``."""
+        bits = 8 * check_number(segment_bytes, "segment_bytes", positive=True)
+        service: np.ndarray = bits * self.servers / (self.pop_gbps * 1e9)
+        return service
 
     def __repr__(self) -> str:
         return (
@@ -200,8 +249,11 @@ class PathDelays:
             {
                 "viewer_share": self.viewer_share,
                 "servers": self.servers,
+                "pop_gbps": self.pop_gbps,
                 "player_edge_ms": 1000 * self.player_edge_s,
                 "edge_origin_ms": 1000 * self.edge_origin_s,
+                "edge_hit_ms": 1000 * self.edge_hit_s,
+                "edge_miss_ms": 1000 * self.edge_miss_s,
                 "origin_cache": self.origin_of_pop,
                 "neighbour_pop": self.neighbour_pop,
                 "neighbour_ms": 1000 * self.neighbour_s,
@@ -229,6 +281,7 @@ def path_delays(graph: nx.DiGraph[str]) -> PathDelays:
     player_edge, edge_origin, origin_of, neighbour, neighbour_ms, share, servers = (
         [], [], [], [], [], [], []
     )
+    server_gbps, link_gbps = [], []
     for pop, cache in caches:
         data = graph.nodes[cache]
         players = f"{pop_name(pop)}/players"
@@ -246,6 +299,10 @@ def path_delays(graph: nx.DiGraph[str]) -> PathDelays:
         neighbour_ms.append(data["neighbour_latency_ms"])
         share.append(graph.nodes[players]["viewer_share"])
         servers.append(data["servers"])
+        server_gbps.append(data.get("server_gbps", SERVER_GBPS))
+        link_gbps.append(sum(
+            min(graph.edges[cache, proxy]["capacity_gbps"], graph.edges[proxy, players]["capacity_gbps"])
+            for proxy in graph.successors(cache) if graph.has_edge(proxy, players)))
     return PathDelays(
         player_edge_s=np.array(player_edge, dtype=float),
         edge_origin_s=np.array(edge_origin, dtype=float),
@@ -257,6 +314,8 @@ def path_delays(graph: nx.DiGraph[str]) -> PathDelays:
         neighbour_s=np.array(neighbour_ms, dtype=float) / 1000,
         viewer_share=np.array(share, dtype=float),
         servers=np.array(servers, dtype=np.int64),
+        server_gbps=np.array(server_gbps, dtype=float),
+        link_gbps=np.array(link_gbps, dtype=float),
     )
 
 

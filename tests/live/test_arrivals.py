@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chatdesign.live import LiveScenario, SegmentArrivals, path_delays, segment_arrivals
+from chatdesign.live import (
+    HERD_SPREAD,
+    LiveScenario,
+    SegmentArrivals,
+    exact_segments,
+    path_delays,
+    segment_arrivals,
+)
 from chatdesign.live.topology import build_topology
 
 
@@ -22,18 +29,46 @@ def test_every_viewer_asks_once_per_segment_after_publication() -> None:
         assert len(a.send_s) == 500
         assert a.publish_s == (a.segment + 1) * 1.0
         assert a.send_s.min() >= a.publish_s
-        assert a.send_s.max() < a.publish_s + scenario.herd_window_s + scenario.jitter_s
+        assert a.send_s.max() < a.publish_s + scenario.herd_span_s
         assert np.all(np.diff(a.pop) >= 0)  # grouped by PoP
         assert list(np.bincount(a.pop, minlength=4)) == list(a.pop_counts)
 
 
-def test_requests_bunch_up_right_after_publication() -> None:
-    a = arrivals_of(LiveScenario(viewers=10_000, duration_s=1, pops=2))[0]
-    delay = a.send_s - a.publish_s
-    first_tenth = np.mean(delay < 0.1 * 0.5)
-    last_tenth = np.mean(delay > 0.9 * 0.5)
-    assert first_tenth > 0.25  # phase = window x u**2: P(u**2 < 0.1) = 0.32
-    assert last_tenth < 0.07
+def test_the_herd_spreads_over_a_share_of_the_playlist_refresh() -> None:
+    scenario = LiveScenario(viewers=20_000, duration_s=3, segment_s=3.0, pops=2, jitter_s=0.0)
+    assert scenario.refresh_s == 3.0
+    assert scenario.herd_spread_s == pytest.approx(HERD_SPREAD * 3.0)
+    delay = (lambda a: a.send_s - a.publish_s)(arrivals_of(scenario)[0])
+    assert delay.max() < scenario.herd_spread_s
+    # uniform over the spread: each fifth holds a fifth of the players
+    fifths = np.histogram(delay, bins=5, range=(0, scenario.herd_spread_s))[0] / 20_000
+    assert np.allclose(fifths, 0.2, atol=0.02)
+    slower = LiveScenario(viewers=10, duration_s=3, segment_s=3.0, playlist_refresh_s=1.5)
+    assert slower.herd_spread_s == pytest.approx(HERD_SPREAD * 1.5)
+    assert LiveScenario(viewers=10, duration_s=3, herd_window_s=0.3).herd_spread_s == 0.3
+
+
+def test_clock_offsets_widen_the_herd() -> None:
+    plain = LiveScenario(viewers=5_000, duration_s=1, pops=2, jitter_s=0.0)
+    offset = LiveScenario(viewers=5_000, duration_s=1, pops=2, jitter_s=0.0, clock_offset_s=0.5)
+    spread = [np.ptp(arrivals_of(s)[0].send_s) for s in (plain, offset)]
+    assert spread[0] < plain.herd_spread_s < 0.5 < spread[1] < offset.herd_span_s
+    assert offset.playlist_requests_per_viewer_s == 1.0
+
+
+def test_segments_are_counted_in_decimal_arithmetic() -> None:
+    assert LiveScenario(viewers=10, duration_s=1.0, segment_s=0.1, jitter_s=0.0).segments == 10
+    assert exact_segments(0.3, 0.1) == 3
+    assert exact_segments(7.5, 2.0) == 3
+    assert exact_segments(0.29, 0.1) == 2
+
+
+def test_traffic_seed_keeps_the_map_and_redraws_the_traffic() -> None:
+    base = LiveScenario(viewers=300, duration_s=2, pops=3, seed=4)
+    same = arrivals_of(LiveScenario(viewers=300, duration_s=2, pops=3, seed=4, traffic_seed=4))
+    other = arrivals_of(LiveScenario(viewers=300, duration_s=2, pops=3, seed=4, traffic_seed=5))
+    assert np.array_equal(arrivals_of(base)[0].send_s, same[0].send_s)
+    assert not np.array_equal(same[0].send_s, other[0].send_s)
 
 
 def test_the_biggest_pop_gets_the_most_viewers() -> None:
@@ -90,11 +125,20 @@ def test_delays_for_another_topology_are_refused() -> None:
         ({"coalescing": 1}, "coalescing must be True or False"),
         ({"push": "yes"}, "push must be True or False"),
         ({"pop_capacity_rps": 0}, "pop_capacity_rps must be positive"),
+        ({"pop_capacity_rps": "lots"}, "'derived' or None"),
+        ({"queueing": "yes"}, "queueing must be True or False"),
         ({"pop_capacity_rps": 10, "pops": 1}, "needs at least 2 PoPs"),
         ({"push_to": "some"}, "push_to must be 'all' or 'watched'"),
         ({"overflow": "drop"}, "overflow must be 'spill' or 'refuse'"),
         ({"herd_window_s": -0.1}, "herd_window_s must not be negative"),
         ({"herd_window_s": 0.99}, "must be shorter than segment_s"),
+        ({"herd_spread": 1.5}, "herd_spread must be between 0 and 1"),
+        ({"herd_spread": 0.5, "clock_offset_s": 0.5}, "must be shorter than segment_s"),
+        ({"clock_offset_s": -1}, "clock_offset_s must not be negative"),
+        ({"playlist_refresh_s": 0}, "playlist_refresh_s must be positive"),
+        ({"playlist_refresh_s": 2.0}, "must not exceed segment_s"),
+        ({"traffic_seed": -1}, "traffic_seed must be at least 0"),
+        ({"duration_s": 0.3, "segment_s": 0.31, "jitter_s": 0.0}, "at least one segment"),
         ({"jitter_s": -1}, "jitter_s must not be negative"),
         ({"ramp_s": -1}, "ramp_s must not be negative"),
         ({"bitrate_kbps": 0}, "bitrate_kbps must be positive"),

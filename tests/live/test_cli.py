@@ -20,6 +20,33 @@ def test_simulate_live_prints_the_tables(capsys: pytest.CaptureFixture[str]) -> 
     assert captured.err == ""  # small runs print no progress
 
 
+def test_short_segments_run_and_the_herd_has_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate-live", "--viewers", "500", "--duration", "2", "--segment", "0.5"]) == 0
+    assert "segments" in capsys.readouterr().out
+    tight = ["simulate-live", "--viewers", "5K", "--duration", "6", "--segment", "3",
+             "--no-coalescing", "--jitter", "0 s"]
+    leaks = []
+    for spread in ("0.05", "0.5"):
+        assert main([*tight, "--herd-spread", spread]) == 0
+        out = capsys.readouterr().out
+        line = next(line for line in out.splitlines() if line.startswith("requests_past_edge_ratio"))
+        leaks.append(float(line.split()[-1].rstrip("%")))
+    assert leaks[0] > 3 * leaks[1]
+    assert main([*tight, "--herd-window", "2.9 s", "--clock-offset", "0.2 s"]) == 2
+    assert "must be shorter than segment_s" in capsys.readouterr().err
+    assert main([*tight, "--playlist-refresh", "1 s", "--traffic-seed", "4"]) == 0
+
+
+def test_derived_capacity_and_queueing_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate-live", "--viewers", "50K", "--duration", "3", "--pops", "5",
+            "--pop-capacity-rps", "derived", "--queueing"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "peak_rps_10ms" in out and "mean_queue_wait_ms" in out
+    spilled_line = next(line for line in out.splitlines() if line.startswith("spilled"))
+    assert spilled_line.split()[-1] != "0"
+
+
 def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["simulate-live", "--viewers", "2K", "--duration", "10", "--pops", "5",
             "--pop-capacity-rps", "300", "--overflow", "refuse", "--push", "watched",
@@ -47,6 +74,7 @@ def test_progress_line_every_tenth() -> None:
         (["--viewers", "2.5"], "not a whole number"),
         (["--segment", "0"], "segment_s must be positive"),
         (["--duration", "ten"], "cannot read"),
+        (["--pop-capacity-rps", "lots"], "neither a number"),
     ],
 )
 def test_bad_arguments_are_explained(args: list[str], message: str,

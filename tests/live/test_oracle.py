@@ -69,6 +69,8 @@ scenarios = st.fixed_dictionaries({
     "jitter_s": st.sampled_from([0.0, 0.02]),
     "zipf_exponent": st.sampled_from([0.0, 1.0, 2.0]),
     "seed": st.integers(0, 1_000),
+    "traffic_seed": st.none() | st.integers(0, 50),
+    "clock_offset_s": st.sampled_from([0.0, 0.05]),
 })
 
 
@@ -89,3 +91,34 @@ def test_coalescing_sends_at_most_one_request_per_segment_per_origin_cache(
     if kwargs["herd_window_s"] <= 0.5:  # then every fetch of segment s starts in second s + 1
         assert result.per_second["origin_server_requests"].max() <= origin_caches
     assert result.origin_cache_requests <= result.segments * kwargs["pops"]
+
+
+QUEUED: list[dict[str, Any]] = [
+    {"queueing": True, "bitrate_kbps": 20_000.0},
+    {"queueing": True, "bitrate_kbps": 20_000.0, "coalescing": False},
+    {"queueing": True, "bitrate_kbps": 8_000.0, "push": True, "pop_capacity_rps": "derived"},
+]
+
+
+@pytest.mark.parametrize("kwargs", QUEUED, ids=lambda kw: ",".join(map(str, kw)))
+def test_oracle_with_servers_as_simpy_resources_agrees(kwargs: dict[str, Any]) -> None:
+    """The queue's times are summed in another order by SimPy, so latencies agree to float
+    rounding (percentiles within one 0.1 ms bin), counters exactly."""
+    args: dict[str, Any] = {"viewers": 1_500, "duration_s": 6, "pops": 8, "seed": 3, **kwargs}
+    fast, oracle = simulate_live(**args), simulate_live_simpy(**args)
+    assert fast.counters() == oracle.counters()
+    assert fast.per_second.equals(oracle.per_second)
+    np.testing.assert_allclose(fast.latency.to_numpy(), oracle.latency.to_numpy(), atol=0.1 + 1e-9)
+    waits = ["mean_queue_wait_ms", "max_queue_wait_ms"]
+    assert fast.pop_load.drop(columns=waits).equals(oracle.pop_load.drop(columns=waits))
+    np.testing.assert_allclose(fast.pop_load[waits], oracle.pop_load[waits], rtol=1e-6, atol=1e-6)
+    assert fast.pop_load["max_queue_wait_ms"].max() > 5  # the queue is really exercised
+    assert fast.first_request_latency_ms == pytest.approx(oracle.first_request_latency_ms, rel=1e-9)
+
+
+def test_oracle_refuses_spill_beyond_the_neighbours_room_like_the_model() -> None:
+    args: dict[str, Any] = {"viewers": 1_500, "duration_s": 4, "pops": 5, "seed": 1,
+                            "pop_capacity_rps": 250.0}
+    fast, oracle = simulate_live(**args), simulate_live_simpy(**args)
+    assert fast.refused > 0 and fast.pop_load["spilled_in"].sum() > 0
+    assert_same(fast, oracle)

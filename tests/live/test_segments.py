@@ -14,19 +14,28 @@ from chatdesign.live import (
 from chatdesign.live.segments import LatencyBudget, RtmpChunking
 
 
-def test_facebook_rtmp_chunk_is_64_ms_at_500_kbps() -> None:
+def test_facebook_rtmp_chunk_holds_at_most_64_ms_at_500_kbps() -> None:
     chunk = rtmp_chunking(4_000, 500)
     assert chunk.chunk_ms == pytest.approx(64.0)
-    assert chunk.chunks_per_s == pytest.approx(15.625)
-    assert chunk.overhead_ratio == pytest.approx(12 / 4_012)
-    assert "64 ms per chunk" in repr(chunk)
+    assert chunk.wait_ms == pytest.approx(1000 / 30)  # a 2 KB frame fills no 4 KB chunk
+    assert chunk.chunks_per_message == 1
+    assert chunk.chunks_per_s == pytest.approx(30)
+    assert chunk.overhead_ratio == pytest.approx(12 / (12 + 500_000 / 8 / 30))
+    assert "at most 64 ms per chunk" in repr(chunk)
     assert chunk.to_frame().loc[0, "chunk_ms"] == pytest.approx(64.0)
 
 
-def test_smaller_chunks_cut_latency_but_cost_overhead() -> None:
+def test_continuation_chunks_carry_one_byte() -> None:
     small, large = rtmp_chunking(128, 500), rtmp_chunking(4_000, 500)
+    message = 500_000 / 8 / 30
+    assert small.chunks_per_message == 17
+    assert small.message_header_bytes == 12 + 16
+    assert small.overhead_ratio == pytest.approx(28 / (28 + message))
+    assert small.full_header_overhead_ratio == pytest.approx(12 * 17 / (12 * 17 + message))
+    assert small.overhead_ratio < small.full_header_overhead_ratio / 5
     assert small.chunk_ms < large.chunk_ms
-    assert small.overhead_ratio > 10 * large.overhead_ratio
+    assert small.overhead_ratio > large.overhead_ratio
+    assert rtmp_chunking(128, 500, header_bytes=8).overhead_ratio < small.overhead_ratio
 
 
 @pytest.mark.parametrize(
@@ -124,5 +133,10 @@ def test_glass_to_glass_check_accepts_the_budget_and_names_the_slip() -> None:
     assert "buffer" in no_buffer.explanation
     far = check_glass_to_glass(100.0, 2.0, 2)
     assert not far and "too high" in far.explanation and "left out" not in far.explanation
+    unanswered = check_glass_to_glass(None, 2.0, 2)
+    assert not unanswered and "not answered yet" in unanswered.explanation
+    expected = f"{latency_budget(2.0, 2).total_s:g}"
+    for verdict in (no_wait, no_buffer, far, unanswered):
+        assert expected not in verdict.explanation
     with pytest.raises(ValueError, match="must be finite"):
         check_glass_to_glass(float("nan"), 2.0)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from chatdesign.live import ROLES, PathDelays, build_topology, draw_topology, path_delays, pop_name
+from chatdesign.live.topology import SERVER_GBPS
 
 matplotlib.use("Agg")
 
@@ -121,7 +122,7 @@ def test_path_delays_validate_lengths_and_signs() -> None:
     good = path_delays(build_topology(pops=2, seed=0))
     fields = {name: getattr(good, name).copy() for name in (
         "player_edge_s", "edge_origin_s", "origin_of_pop", "origin_server_s", "neighbour_pop",
-        "neighbour_s", "viewer_share", "servers")}
+        "neighbour_s", "viewer_share", "servers", "server_gbps", "link_gbps")}
     with pytest.raises(ValueError, match="edge_origin_s has 1 entries"):
         PathDelays(**{**fields, "edge_origin_s": np.array([0.01])})
     with pytest.raises(ValueError, match="player_edge_s must hold finite delays"):
@@ -130,6 +131,26 @@ def test_path_delays_validate_lengths_and_signs() -> None:
         PathDelays(**{**fields, "origin_of_pop": np.array([0, 5])})
     with pytest.raises(ValueError, match="viewer_share must sum to 1"):
         PathDelays(**{**fields, "viewer_share": np.array([0.5, 0.6])})
+    with pytest.raises(ValueError, match="link_gbps must hold finite rates"):
+        PathDelays(**{**fields, "link_gbps": np.array([0.0, 20.0])})
+    with pytest.raises(ValueError, match="at least 1 server"):
+        PathDelays(**{**fields, "servers": np.array([0, 4])})
+
+
+def test_pop_capacity_comes_from_servers_and_links() -> None:
+    graph = build_topology(pops=3, proxies_per_pop=2, seed=6)
+    delays = path_delays(graph)
+    assert list(delays.link_gbps) == [20.0, 20.0, 20.0]  # two 10 Gbps proxy → player links
+    servers = delays.servers
+    assert np.allclose(delays.pop_gbps, np.minimum(servers * SERVER_GBPS, 20.0))
+    capacity = delays.capacity_rps(125_000)  # 1 s at 1 Mbps = 1 Mbit per request
+    assert np.allclose(capacity, delays.pop_gbps * 1_000)
+    assert np.allclose(delays.service_s(125_000), servers / capacity)
+    miss = delays.edge_miss_s
+    assert np.allclose(miss, 2 * (delays.edge_origin_s + delays.origin_server_s[0]))
+    assert np.allclose(delays.edge_hit_s, 2 * delays.player_edge_s)
+    with pytest.raises(ValueError, match="segment_bytes must be positive"):
+        delays.capacity_rps(0)
 
 
 def test_drawing_has_a_legend_with_every_role() -> None:
