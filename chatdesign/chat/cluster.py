@@ -15,14 +15,11 @@ Taught in ``notebooks/06_connections.ipynb`` ("many servers").
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import redis
@@ -33,7 +30,10 @@ from chatdesign.chat.postgres import PostgresStore
 from chatdesign.chat.routing import _NODE_ID, DEFAULT_ROUTE_TTL_S, ROUTE_PREFIX
 from chatdesign.chat.server import ChatServer
 from chatdesign.checks import check_number, check_whole
-from chatdesign.services import free_port, start_postgres, start_redis
+from chatdesign.services import start_postgres, start_redis
+
+if TYPE_CHECKING:
+    from chatdesign.chat.loopback import ServerProcess
 
 
 @dataclass(frozen=True)
@@ -63,23 +63,22 @@ class ClusterSettings:
         check_number(self.route_ttl_s, "route_ttl_s", minimum=0.1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LocalNode:
-    """One ``serve`` process of a :class:`LocalCluster`."""
+    """One ``serve`` process of a :class:`LocalCluster`: its name and its process."""
 
     node_id: str
-    port: int
-    process: subprocess.Popen[str]
+    server: ServerProcess
 
     @property
     def ws_url(self) -> str:
         """``ws://127.0.0.1:PORT/ws``."""
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return self.server.ws_url
 
     @property
     def alive(self) -> bool:
         """Whether the process is still running."""
-        return self.process.poll() is None
+        return self.server.running
 
 
 class LocalCluster:
@@ -106,6 +105,7 @@ class LocalCluster:
         return f"LocalCluster({alive}/{len(self.nodes)} nodes alive)"
 
     def __enter__(self) -> LocalCluster:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.database_url = self._stack.enter_context(start_postgres()).url
             self.redis_url = self._stack.enter_context(start_redis()).url
@@ -121,32 +121,18 @@ class LocalCluster:
         self._stack.close()
 
     def _start_node(self, index: int) -> LocalNode:
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatdesign", "serve", "--port", str(port), "--data", str(self.data_dir),
-             "--database", self.database_url, "--redis", self.redis_url,
-             "--node-id", f"node-{index}", "--worker-id", str(index + 1)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("chat server listening on"):
-            process.kill()
-            _, err = process.communicate()
-            raise RuntimeError(f"node-{index} did not start: {line}{err}")
-        return LocalNode(f"node-{index}", port, process)
+        from chatdesign.chat.loopback import ServerProcess  # loopback imports ws, which imports this module
+
+        server = ServerProcess(self.data_dir, extra_args=[
+            "--database", self.database_url, "--redis", self.redis_url,
+            "--node-id", f"node-{index}", "--worker-id", str(index + 1)])
+        server.start()
+        return LocalNode(f"node-{index}", server)
 
     def _stop_nodes(self) -> None:
         for node in self.nodes:
             if node.alive:
-                node.process.send_signal(signal.SIGINT)
-        for node in self.nodes:
-            try:
-                node.process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.communicate()
+                node.server.stop()
 
     def set_up(self, users: Sequence[str], group_title: str | None = None) -> str | None:
         """Register ``users`` in the shared store; with ``group_title``, create a group of them
@@ -165,10 +151,7 @@ class LocalCluster:
 
     def kill(self, index: int) -> int:
         """SIGKILL node ``index`` (no goodbye to anyone); returns its exit code (-9)."""
-        node = self.nodes[index]
-        node.process.send_signal(signal.SIGKILL)
-        node.process.communicate()
-        return int(node.process.returncode)
+        return self.nodes[index].server.kill()
 
     def routing_table(self) -> pd.DataFrame:
         """Who is held where right now: one row per (user, node) entry of the routing table,

@@ -281,12 +281,14 @@ class ServerProcess:
     endpoint, :attr:`pid` the process to measure. Leaving the block sends SIGTERM (a clean
     shutdown: queued sends committed, connections closed with 1001) and waits for the exit;
     :attr:`returncode` is then 0 after a clean stop. ``ValueError`` if it does not start in
-    ``start_timeout_s``.
+    ``start_timeout_s``. ``extra_args`` are more ``serve`` options (e.g. ``--database URL``);
+    :meth:`kill` is the crash a test wants (SIGKILL, no shutdown code runs).
     """
 
-    def __init__(self, data_dir: str | Path, start_timeout_s: float = 60.0) -> None:
+    def __init__(self, data_dir: str | Path, start_timeout_s: float = 60.0, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.start_timeout_s = check_number(start_timeout_s, "start_timeout_s", positive=True)
+        self.extra_args = tuple(str(a) for a in extra_args)
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
         self.ws_url = ""
@@ -308,7 +310,7 @@ class ServerProcess:
         if not self.data_dir.is_dir():
             raise ValueError(f"data directory {str(self.data_dir)!r} does not exist")
         command = [sys.executable, "-m", "chatdesign", "serve", "--host", "127.0.0.1", "--port", "0",
-                   "--data", str(self.data_dir)]
+                   "--data", str(self.data_dir), *self.extra_args]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._process = process
         assert process.stdout is not None
@@ -325,6 +327,23 @@ class ServerProcess:
                 return
         self.stop()
         raise ValueError("the server did not start: " + " | ".join(lines[-5:]))
+
+    @property
+    def running(self) -> bool:
+        """Whether the process has been started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> int:
+        """SIGKILL the process (no shutdown code runs), wait for it and return its exit code (-9)."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("the server has not been started")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self.returncode = process.returncode
+        return process.returncode
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM, wait for the exit (kill after ``timeout_s``) and return the exit code."""

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,25 +34,13 @@ from websockets.exceptions import ConnectionClosed
 
 from chatdesign.chat import ChatServer
 from chatdesign.chat.auth import TokenAuthority, load_or_create_secret
-from chatdesign.services import free_port
+from chatdesign.chat.loopback import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 KILLS = 20
 SENDERS = ("u0", "u1", "u2", "u3")
 RECIPIENTS = ("u1", "u2", "u3", "u0")  # each sender writes to the next user: four 1:1 conversations
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatdesign", "serve", "--port", str(port), "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith("chat server listening on"), line
-    return process, f"ws://127.0.0.1:{port}/ws"
 
 
 async def sender(url: str, token: str, recipient: str, prefix: str, acked: dict[str, tuple[str, int, int]],
@@ -98,24 +83,28 @@ def test_acked_messages_survive_repeated_sigkill(tmp_path: Path) -> None:
     in_flight: set[str] = set()
 
     for round_ in range(KILLS):
-        process, url = start_server(data)
+        server = ServerProcess(data)
+        server.start()
         kill_after_s = rng.uniform(0.2, 0.8)
+        codes: list[int] = []
 
-        async def load(url: str = url, round_: int = round_, kill_after_s: float = kill_after_s,
-                       process: subprocess.Popen[str] = process) -> None:
-            tasks = [asyncio.create_task(sender(url, tokens[s], r, f"r{round_}-{s}", acked, in_flight, 30.0))
+        async def load(server: ServerProcess = server, round_: int = round_, kill_after_s: float = kill_after_s,
+                       codes: list[int] = codes) -> None:
+            tasks = [asyncio.create_task(sender(server.ws_url, tokens[s], r, f"r{round_}-{s}", acked, in_flight,
+                                                30.0))
                      for s, r in zip(SENDERS, RECIPIENTS, strict=True)]
             await asyncio.sleep(kill_after_s)
-            process.send_signal(signal.SIGKILL)
+            codes.append(server.kill())
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
 
         asyncio.run(load())
-        process.communicate()
-        assert process.returncode == -signal.SIGKILL
+        assert codes == [-signal.SIGKILL]
 
     assert len(acked) > KILLS * len(SENDERS)  # load really ran in every round
     # the sends whose ack never came: retry each with the same key on a fresh server
-    process, url = start_server(data)
+    server = ServerProcess(data)
+    server.start()
+    url = server.ws_url
     retried: dict[str, tuple[str, int, int]] = {}
 
     async def retry() -> None:
@@ -138,8 +127,7 @@ def test_acked_messages_survive_repeated_sigkill(tmp_path: Path) -> None:
                             break
 
     asyncio.run(retry())
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
+    assert server.stop() == 0
 
     with ChatServer(data / "chat.db") as chat:
         stored: dict[str, tuple[str, int, int]] = {}
