@@ -10,7 +10,8 @@ acks; at a random moment the process gets SIGKILL (no shutdown code runs). This 
 - a send whose ack never arrived, retried with the same ``client_message_id`` after the restart,
   is stored once: either it had committed (the retry returns the original seq) or it had not
   (the retry stores it now);
-- each sender's messages are stored in the order it sent them.
+- each sender's acknowledged messages are stored in the order it sent them (a retried send
+  comes later, at the seq its retry was given).
 
 What makes an ack durable: the server acks a send only after the COMMIT of its group-commit
 batch has returned, and SQLite runs in WAL mode with ``synchronous=FULL``, so the commit's WAL
@@ -153,7 +154,7 @@ def test_acked_messages_survive_repeated_sigkill(tmp_path: Path) -> None:
     for key, where in retried.items():  # every retried send is stored once, where its ack says
         assert stored.get(key) == tuple(where), key
     assert set(stored) == set(acked) | set(retried)
-    for user in SENDERS:  # each sender's messages are stored in the order it sent them
-        mine = sorted((k for k in stored if k.split("-")[1] == user),
+    for user in SENDERS:  # each sender's acknowledged messages are stored in the order it sent them
+        mine = sorted((k for k in acked if k.split("-")[1] == user),
                       key=lambda k: (int(k.split("-")[0][1:]), int(k.split("-")[2])))
         assert [stored[k][1] for k in mine] == sorted(stored[k][1] for k in mine)
