@@ -138,6 +138,24 @@ def test_pinned_paging_while_the_reader_leaves_a_group(
     assert groups[5] not in [i.conversation_id for i in server.fetch_conversations("bob", 0, 10).items]
 
 
+def test_a_pin_survives_a_restart_with_the_clock_stepped_back(tmp_path: Path) -> None:
+    """Sibling across a restart: the pin was handed out after the last write; the reopened
+    server's clock is behind it. The pin must still be accepted (not "in the future"), and a
+    message sent after the restart must not enter the pinned view."""
+    clock = ManualClock(1_750_000_000.0)
+    with ChatServer(tmp_path / "chat.db", clock) as chat:
+        for user in ("alice", "bob"):
+            chat.register_user(user)
+        groups = _groups(chat, clock, 4)
+        clock.advance(30)
+        first = chat.fetch_conversations("alice", 0, 2)
+    clock.step_back(60)
+    with ChatServer(tmp_path / "chat.db", clock) as chat:
+        chat.send_message("bob", groups[0], "after the restart", "late")
+        page = chat.fetch_conversations("alice", 1, 2, first.last_updated_timestamp)
+    assert [i.conversation_id for i in first.items + page.items] == groups[::-1]
+
+
 # --- leaving and re-joining ----------------------------------------------------------------------
 
 
