@@ -50,9 +50,10 @@ notebooks: setup
 nav: setup
 	$(BIN)/python tools/navigation.py
 
-## Benchmarks print ratios against baselines measured in the same run.
+## Benchmarks print ratios against baselines measured in the same run; one table at the end.
+## BENCH_ARGS=--quick for a short run (see benchmarks/_runner.py and CONTRIBUTING.md).
 bench: setup system-deps
-	for b in benchmarks/*.py; do $(BIN)/python "$$b" || exit 1; done
+	$(BIN)/python benchmarks/_runner.py $(BENCH_ARGS)
 
 freeze: setup
 	{ echo "# The book's environment: exact pins for Python 3.11 (package ranges live in pyproject.toml)."; \
