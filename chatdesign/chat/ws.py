@@ -87,6 +87,7 @@ from chatdesign.chat.routing import RedisRouter
 from chatdesign.chat.server import ChatServer
 from chatdesign.chat.store import Synchronous
 from chatdesign.presence import MemoryTTLStore, PresenceError, PresencePolicy, PresenceService
+from chatdesign.presence.errors import UnknownUserError
 
 log = logging.getLogger(__name__)
 
@@ -645,6 +646,13 @@ class ChatNetworkServer:
                 statuses = self._presence.initial_statuses(identity.user_id, 50).statuses
             else:
                 statuses = self._presence.statuses(identity.user_id, request.user_ids)
+        except UnknownUserError as error:
+            if request.user_ids is not None:
+                raise InvalidRequest(str(error)) from None
+            # the viewer's conversations are newer than the friends graph (rebuilt at the next
+            # presence tick): no friends known yet
+            self._presence_dirty = True
+            statuses = ()
         except PresenceError as error:
             raise InvalidRequest(str(error)) from None
         return {"type": "presence", "id": request.request_id, "statuses": [
