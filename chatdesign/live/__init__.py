@@ -5,6 +5,17 @@ Origin Server", as Facebook Live built it in 2015. Taught in ``notebooks/07_live
 and ``notebooks/08_edge_cache.ipynb``.
 """
 
+from chatdesign.live.abr import (
+    BOLA,
+    BufferBased,
+    RateBased,
+    RobustMPC,
+    Video,
+    offline_optimal,
+    qoe_lin,
+    simulate_session,
+    simulate_sessions,
+)
 from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
 from chatdesign.live.oracle import simulate_live_simpy
@@ -32,8 +43,9 @@ from chatdesign.live.topology import (
     path_delays,
     pop_name,
 )
+from chatdesign.live.traces import Trace, load_sabre_json, load_tsv, synthetic_trace
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- the ABR names are appended, not sorted in, to keep merges trivial
     "LAYERS",
     "POPULAR_STREAM_VIEWERS",
     "ROLES",
@@ -60,4 +72,6 @@ __all__ = [
     "segment_length_table",
     "simulate_live",
     "simulate_live_simpy",
+    "BOLA", "BufferBased", "RateBased", "RobustMPC", "Trace", "Video", "load_sabre_json", "load_tsv",
+    "offline_optimal", "qoe_lin", "simulate_session", "simulate_sessions", "synthetic_trace",
 ]
