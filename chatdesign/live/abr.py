@@ -505,20 +505,35 @@ def best_first_step(sizes: np.ndarray, predicted_mbps: np.ndarray, buffer_s: np.
                     chunk_s: float) -> np.ndarray:
     """MPC's look-ahead: score every rendition sequence for the next ``len(sizes)`` chunks at
     ``predicted_mbps`` and return each session's first step of the best (ties: the last
-    sequence in lexicographic order). Evaluated as a tree, level by level, over all sessions."""
+    sequence in lexicographic order). Evaluated as a tree, level by level, over all sessions,
+    in float32 after the first level (rewards differ from float64 sums by ~1e-5)."""
     sessions, levels = len(buffer_s), sizes.shape[1]
-    buffer = buffer_s[:, None].astype(float)
-    reward = np.zeros((sessions, 1))
-    previous_u = utilities[last_quality][:, None]
-    seconds_per_byte = 8 / 1e6 / predicted_mbps[:, None, None]
-    for k in range(len(sizes)):
-        download = sizes[k][None, None, :] * seconds_per_byte  # sessions x 1 x levels
-        stall = np.maximum(download - buffer[:, :, None], 0.0)
-        buffer = (np.maximum(buffer[:, :, None] - download, 0.0) + chunk_s).reshape(sessions, -1)
-        u = utilities[None, None, :]
-        reward = (reward[:, :, None] + u - rebuffer_penalty * stall
-                  - np.abs(u - previous_u[:, :, None])).reshape(sessions, -1)
-        previous_u = np.broadcast_to(u, (sessions, reward.shape[1] // levels, levels)).reshape(sessions, -1)
+    u = utilities.astype(np.float64)
+    seconds_per_byte = 8 / 1e6 / predicted_mbps
+    # level 0: the first chunk after ``last_quality``
+    download = sizes[0][None, :] * seconds_per_byte[:, None]  # sessions x levels
+    stall = np.maximum(download - buffer_s[:, None], 0.0)
+    reward = u[None, :] - np.abs(u[None, :] - u[last_quality][:, None]) - rebuffer_penalty * stall
+    buffer = np.maximum(buffer_s[:, None] - download, 0.0) + chunk_s
+    # the gain of stepping from rung i to rung j, the same for every session
+    step_gain = (u[None, :] - np.abs(u[None, :] - u[:, None]))  # previous x next
+    reward, buffer = reward.astype(np.float32), buffer.astype(np.float32)
+    step_gain = step_gain.astype(np.float32)
+    for k in range(1, len(sizes)):
+        combos = reward.shape[1]
+        download = (sizes[k] * seconds_per_byte[:, None]).astype(np.float32)  # sessions x levels
+        gain = np.tile(step_gain, (combos // levels, 1))  # combos x levels (previous = combo % levels)
+        shortfall = download[:, None, :] - buffer[:, :, None]  # in place from here on: big arrays
+        stall = np.maximum(shortfall, np.float32(0.0))
+        stall *= np.float32(rebuffer_penalty)
+        grown = reward[:, :, None] + gain[None, :, :]
+        grown -= stall
+        reward = grown.reshape(sessions, -1)
+        if k < len(sizes) - 1:
+            np.negative(shortfall, out=shortfall)
+            np.maximum(shortfall, np.float32(0.0), out=shortfall)
+            shortfall += np.float32(chunk_s)
+            buffer = shortfall.reshape(sessions, -1)
     combos = reward.shape[1]
     last_best = combos - 1 - np.argmax(reward[:, ::-1], axis=1)
     result: np.ndarray = last_best // (combos // levels)
