@@ -128,7 +128,7 @@ def test_mpc_tree_equals_brute_force() -> None:
         horizon = int(rng.integers(1, 5))
         bw, buffer, last = rng.uniform(0.3, 5.0), rng.uniform(0, 20), int(rng.integers(6))
         sizes = video.sizes[:horizon] * rng.uniform(0.8, 1.2, size=(horizon, 6))
-        best, best_combo = -np.inf, None
+        best, best_combo, best_by_first = -np.inf, None, np.full(6, -np.inf)
         for combo in itertools.product(range(6), repeat=horizon):
             b, reward, previous = buffer, 0.0, last
             for k, q in enumerate(combo):
@@ -136,10 +136,13 @@ def test_mpc_tree_equals_brute_force() -> None:
                 reward += utilities[q] - 4.3 * max(download - b, 0.0) - abs(utilities[q] - utilities[previous])
                 b = max(b - download, 0.0) + 4.0
                 previous = q
+            best_by_first[combo[0]] = max(best_by_first[combo[0]], reward)
             if reward >= best:
                 best, best_combo = reward, combo
         got = best_first_step(sizes, np.array([bw]), np.array([buffer]), np.array([last]), utilities, 4.3, 4.0)
-        assert best_combo is not None and int(got[0]) == best_combo[0]
+        assert best_combo is not None
+        # the same first step, or (float32 rounding) one whose best sequence ties within 1e-4
+        assert int(got[0]) == best_combo[0] or best_by_first[int(got[0])] >= best - 1e-4
 
 
 def test_vectorised_sessions_equal_one_at_a_time() -> None:
