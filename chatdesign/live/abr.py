@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from chatdesign.checks import check_fraction, check_number, check_whole
+from chatdesign.exercises import CheckResult
 from chatdesign.live.traces import Trace
 
 __all__ = [
@@ -88,11 +89,13 @@ __all__ = [
     "RobustMPC",
     "SessionResult",
     "Video",
+    "check_rendition_egress",
     "compare_algorithms",
     "offline_optimal",
     "qoe_lin",
     "rendition_egress",
     "rendition_shares",
+    "setting_table",
     "simulate_session",
     "simulate_sessions",
 ]
@@ -782,6 +785,7 @@ def offline_optimal(
     payload_fraction: float = PAYLOAD_FRACTION,
     grid_s: float = 0.1,
     first_quality: int | None = DEFAULT_QUALITY,
+    max_states: int = 5_000,
 ) -> SessionResult:
     """The best rendition plan for a known trace, by dynamic programming, replayed exactly.
 
@@ -807,6 +811,11 @@ def offline_optimal(
     ``first_quality``: the first chunk's rung, fixed like every online algorithm's (Pensieve's
     ``dp.py`` does the same); ``None`` lets the plan choose it too (with the start-up delay
     free by default, the plan then fetches a top-rung first chunk at leisure).
+
+    ``max_states``: when a step would keep more states, its cells are doubled until it does not
+    (still an upper bound, a looser one); the largest cell used is in the result's ``algorithm``
+    name when it exceeded ``grid_s``. This bounds the time on links that barely sustain the
+    lowest rungs or sit exactly at a rung, where the states multiply.
 
     ``grid_s``: the cell size (s); smaller is tighter and slower. Cost grows with the spread of
     reachable times: fast when the link sustains the ladder (well under a second for 48 x 6),
@@ -838,6 +847,8 @@ def offline_optimal(
     seeds = [simulate_session(trace, rule, chosen, buffer_cap_s, rtt_s, metric=metric, count_startup=count_startup,
                               payload_fraction=payload_fraction) for rule in (RateBased(), BufferBased())]
     floor_qoe = max(r.qoe for r in seeds)
+    check_whole(max_states, "max_states", minimum=100)
+    coarsest_s = grid_s
     best_future = float(utilities.max())
     if first_quality is None:
         m = np.arange(levels)
@@ -863,9 +874,15 @@ def offline_optimal(
             break
         new_m, new_t, new_d = new_m[hopeful], new_t[hopeful], new_d[hopeful]
         new_reward, parent = new_reward[hopeful], parent[hopeful]
-        ti = np.floor(new_t / grid_s + eps).astype(np.int64)
-        di = np.ceil(new_d / grid_s - eps).astype(np.int64)
-        keep = _pareto(new_m, ti, di, new_reward)
+        cell_s = grid_s
+        while True:  # coarser cells for this step if the states would exceed max_states
+            ti = np.floor(new_t / cell_s + eps).astype(np.int64)
+            di = np.ceil(new_d / cell_s - eps).astype(np.int64)
+            keep = _pareto(new_m, ti, di, new_reward)
+            if len(keep) <= max_states:
+                break
+            cell_s *= 2
+            coarsest_s = max(coarsest_s, cell_s)
         # a kept state stands for those it dropped: the earliest time of its (rendition, time
         # cell) and the latest deadline of its (rendition, time cell, deadline cell)
         _, cell = np.unique(new_m * (int(ti.max()) + 1) + ti, return_inverse=True)
@@ -890,10 +907,11 @@ def offline_optimal(
         index = int(parents[chunk][index])
         plan.append(int(choices[chunk][index]))
     plan.reverse()
-    result = simulate_session(trace, Plan(tuple(plan), name="offline optimum"), chosen, buffer_cap_s, rtt_s,
+    name = "offline optimum" if coarsest_s == grid_s else f"offline optimum (cells up to {coarsest_s:g} s)"
+    result = simulate_session(trace, Plan(tuple(plan), name=name), chosen, buffer_cap_s, rtt_s,
                               metric=metric, count_startup=count_startup, payload_fraction=payload_fraction)
     if result.qoe < best_seed.qoe:
-        result = SessionResult(**{**best_seed.__dict__, "algorithm": "offline optimum"})
+        result = SessionResult(**{**best_seed.__dict__, "algorithm": name})
     return SessionResult(**{**result.__dict__, "qoe_upper_bound": bound})
 
 
@@ -985,3 +1003,50 @@ def rendition_egress(shares: pd.DataFrame, viewers: int, duration_s: float) -> p
     egress = shares * (kbps * 1000 / 8 * duration_s * viewers)[None, :]
     egress["total"] = egress.sum(axis=1)
     return egress
+
+
+def setting_table(traces: Sequence[Trace], chunk_s: float = 4.0, buffer_cap_s: float = 60.0,
+                  video_s: float = 192.0, algorithms: Sequence[AbrAlgorithm] | None = None) -> pd.DataFrame:
+    """Each online algorithm with ``chunk_s`` chunks and a ``buffer_cap_s`` buffer, ``video_s``
+    of video: mean bitrate (kbps), rebuffering (s), rendition switches and QoE_lin per minute
+    of video (QoE sums per chunk, so per minute keeps different chunk lengths comparable).
+
+    What notebook 09's widgets show; the chunk count is ``round(video_s / chunk_s)``.
+    """
+    check_number(chunk_s, "chunk_s", positive=True)
+    check_number(video_s, "video_s", positive=True)
+    n_chunks = max(1, round(video_s / chunk_s))
+    video = Video(chunk_s=chunk_s, n_chunks=n_chunks)
+    chosen = list(algorithms) if algorithms is not None else [RateBased(), BufferBased(), RobustMPC(), BOLA()]
+    rows = []
+    for algorithm in chosen:
+        results = simulate_sessions(traces, algorithm, video, buffer_cap_s)
+        rows.append({
+            "algorithm": algorithm.name,
+            "mean_bitrate_kbps": round(float(np.mean([r.bitrates_kbps.mean() for r in results])), 1),
+            "rebuffer_s": round(float(np.mean([r.rebuffer_s for r in results])), 2),
+            "switches": round(float(np.mean([np.count_nonzero(np.diff(r.qualities)) for r in results])), 1),
+            "qoe_per_minute": round(float(np.mean([r.qoe for r in results])) * 60 / video.duration_s, 2),
+        })
+    return pd.DataFrame(rows).set_index("algorithm")
+
+
+def check_rendition_egress(answer_bytes: float | None, viewers: int, bitrate_kbps: float,
+                           duration_s: float) -> CheckResult:
+    """Self-check for notebook 09: bytes the CDN sends when ``viewers`` watch ``duration_s`` at
+    ``bitrate_kbps``. Passes within 10 %; a factor of 8 or 1000 off is named as the likely slip
+    (bits vs bytes, kilo), without giving the expected value."""
+    if answer_bytes is None:
+        return CheckResult("CDN egress", False, "not answered yet: multiply viewers, seconds and the "
+                           "bitrate, and mind bits versus bytes")
+    expected = rendition_egress(pd.DataFrame({float(bitrate_kbps): [1.0]}), viewers, duration_s)["total"].iloc[0]
+    check = check_number(answer_bytes, "answer_bytes")
+    ratio = check / float(expected)
+    if abs(ratio - 1) <= 0.1:
+        return CheckResult("CDN egress", True, "within 10 % of the simulation's figure")
+    for factor, slip in ((8, "bits, not bytes: divide by 8"), (1 / 8, "bytes were divided by 8 twice"),
+                         (1000, "kilobits are 1000 bits; the answer is 1000x too big"),
+                         (1 / 1000, "the answer is 1000x too small: kbps x 1000 = bits per second")):
+        if abs(ratio / factor - 1) <= 0.1:
+            return CheckResult("CDN egress", False, f"off by a factor of {factor:g}: {slip}")
+    return CheckResult("CDN egress", False, f"too {'high' if ratio > 1 else 'low'} by {ratio:.2g}x")
