@@ -18,6 +18,7 @@ from chatdesign.live.abr import (
 )
 from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
+from chatdesign.live.forecast import evaluate_forecasts, fit_growth, push_cost, push_decision
 from chatdesign.live.oracle import simulate_live_simpy
 from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
@@ -74,4 +75,5 @@ __all__ = [  # noqa: RUF022 -- the ABR names are appended, not sorted in, to kee
     "simulate_live_simpy",
     "BOLA", "BufferBased", "RateBased", "RobustMPC", "Trace", "Video", "load_sabre_json", "load_tsv",
     "offline_optimal", "qoe_lin", "simulate_session", "simulate_sessions", "synthetic_trace",
+    "evaluate_forecasts", "fit_growth", "push_cost", "push_decision",
 ]
