@@ -19,6 +19,7 @@ from chatdesign.live.abr import (
 from chatdesign.live.arrivals import LiveScenario, SegmentArrivals, segment_arrivals
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache
 from chatdesign.live.forecast import evaluate_forecasts, fit_growth, push_cost, push_decision
+from chatdesign.live.loadtest import Scenario, Slo, check_slos, replay_log, run_scenario
 from chatdesign.live.oracle import simulate_live_simpy
 from chatdesign.live.result import LAYERS, LiveResult
 from chatdesign.live.segments import (
@@ -76,4 +77,5 @@ __all__ = [  # noqa: RUF022 -- the ABR names are appended, not sorted in, to kee
     "BOLA", "BufferBased", "RateBased", "RobustMPC", "Trace", "Video", "load_sabre_json", "load_tsv",
     "offline_optimal", "qoe_lin", "simulate_session", "simulate_sessions", "synthetic_trace",
     "evaluate_forecasts", "fit_growth", "push_cost", "push_decision",
+    "Scenario", "Slo", "check_slos", "replay_log", "run_scenario",
 ]
