@@ -24,7 +24,7 @@ PoPs pushed to (their first request per segment would have gone upstream) agains
 to PoPs nobody watched from. ``simulate_live`` pushes to all PoPs or to the watched ones only,
 so a subset is priced from its per-PoP results rather than simulated directly.
 
-Not yet taught in a notebook (planned: ``notebooks/10_load_prediction_and_testing.ipynb``).
+Taught in ``notebooks/10_load_prediction_and_testing.ipynb``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ import numpy as np
 import pandas as pd
 
 from chatdesign.checks import check_fraction, check_number, check_whole
+from chatdesign.exercises import CheckResult
 from chatdesign.live.result import LiveResult
 
 __all__ = [
     "GrowthFit",
     "blend_forecast",
+    "check_peak_forecast",
     "diurnal_pop_load",
     "evaluate_forecasts",
     "fit_growth",
@@ -238,3 +240,25 @@ def push_cost(pull_run: LiveResult, pushed: Sequence[bool] | np.ndarray) -> dict
         "idle_push_bytes": float((mask & ~watched).sum() * pull_run.segments * segment_bytes),
         "pushed_bytes": float(mask.sum() * pull_run.segments * segment_bytes),
     }
+
+
+def check_peak_forecast(answer: float | None, times_s: Sequence[float] | np.ndarray,
+                        viewers: Sequence[float] | np.ndarray) -> CheckResult:
+    """Self-check for notebook 10: the stream's eventual peak, from the first minutes shown.
+
+    The reference is :func:`fit_growth`'s ``peak`` on the same points; passes within 15 %.
+    An answer near the last observed count is told the audience is still growing.
+    """
+    if answer is None:
+        return CheckResult("peak forecast", False, "not answered yet: look at how fast the growth slows "
+                           "from minute to minute, and extrapolate to where it flattens")
+    value = check_number(answer, "answer", minimum=0)
+    fit = fit_growth(times_s, viewers)
+    ratio = value / fit.peak
+    if abs(ratio - 1) <= 0.15:
+        return CheckResult("peak forecast", True, "within 15 % of the fitted saturation level")
+    last = float(np.asarray(viewers, dtype=float)[-1])
+    if abs(value - last) <= 0.1 * max(last, 1.0):
+        return CheckResult("peak forecast", False, "that is about the latest count: the curve has not "
+                           "flattened yet, so the peak is higher")
+    return CheckResult("peak forecast", False, f"too {'high' if ratio > 1 else 'low'} by {ratio:.2g}x")

@@ -27,7 +27,7 @@ Replay (:func:`replay_log`): a recorded request log (send times in seconds) play
 speed, binned per second against a capacity: the shadow-traffic test that tells how much headroom
 is left before the real crowd arrives.
 
-Not yet taught in a notebook (planned: ``notebooks/10_load_prediction_and_testing.ipynb``).
+Taught in ``notebooks/10_load_prediction_and_testing.ipynb``.
 """
 
 from __future__ import annotations

@@ -81,3 +81,15 @@ def test_push_decision_and_its_cost_from_a_pull_run() -> None:
         push_cost(simulate_live(30, 2.0, push=True), watched)
     with pytest.raises(ValueError, match="one entry per PoP"):
         push_cost(run, watched[:5])
+
+
+def test_peak_exercise_checker() -> None:
+    from chatdesign.live.forecast import check_peak_forecast
+
+    times = np.arange(60.0, 301.0, 60.0)
+    viewers = GrowthFit(8_000, 400.0, 0.0).predict(times)
+    assert "not answered yet" in check_peak_forecast(None, times, viewers).explanation
+    assert check_peak_forecast(8_000, times, viewers).passed
+    latest = check_peak_forecast(float(viewers[-1]), times, viewers)
+    assert not latest.passed and "latest count" in latest.explanation
+    assert "too high" in check_peak_forecast(40_000, times, viewers).explanation
