@@ -5,6 +5,17 @@ Origin Server", as Facebook Live built it in 2015. Taught in ``notebooks/07_live
 and ``notebooks/08_edge_cache.ipynb``.
 """
 
+from chatdesign.live.abr import (
+    BOLA,
+    BufferBased,
+    RateBased,
+    RobustMPC,
+    Video,
+    offline_optimal,
+    qoe_lin,
+    simulate_session,
+    simulate_sessions,
+)
 from chatdesign.live.arrivals import (
     CALIBRATION_VIEWERS,
     HERD_SPREAD,
@@ -14,6 +25,8 @@ from chatdesign.live.arrivals import (
     segment_arrivals,
 )
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache, LruByteCache
+from chatdesign.live.forecast import evaluate_forecasts, fit_growth, push_cost, push_decision
+from chatdesign.live.loadtest import Scenario, Slo, check_slos, replay_log, run_scenario
 from chatdesign.live.oracle import simulate_live_simpy
 from chatdesign.live.queueing import fifo_finish_times, md1_mean_wait_s
 from chatdesign.live.renditions import (
@@ -48,14 +61,17 @@ from chatdesign.live.topology import (
     path_delays,
     pop_name,
 )
+from chatdesign.live.traces import Trace, load_sabre_json, load_tsv, synthetic_trace
 
 __all__ = [
+    "BOLA",
     "CALIBRATION_VIEWERS",
     "HERD_SPREAD",
     "LAYERS",
     "PENSIEVE_LADDER_KBPS",
     "ROLES",
     "USD_PER_GB",
+    "BufferBased",
     "CacheOutcome",
     "CacheStats",
     "CoalescingCache",
@@ -64,30 +80,50 @@ __all__ = [
     "LiveScenario",
     "LruByteCache",
     "PathDelays",
+    "RateBased",
     "RenditionResult",
+    "RobustMPC",
     "RtmpChunking",
+    "Scenario",
     "SegmentArrivals",
+    "Slo",
     "StreamRequests",
+    "Trace",
+    "Video",
     "build_topology",
     "calibrate_herd_spread",
     "check_glass_to_glass",
     "check_origin_cache_requests_per_segment",
+    "check_slos",
     "draw_topology",
     "egress_cost_per_month",
+    "evaluate_forecasts",
     "exact_segments",
     "fifo_finish_times",
+    "fit_growth",
     "hit_ratio_by_cache_size",
     "latency_budget",
+    "load_sabre_json",
+    "load_tsv",
     "md1_mean_wait_s",
+    "offline_optimal",
     "path_delays",
     "pop_name",
+    "push_cost",
+    "push_decision",
+    "qoe_lin",
+    "replay_log",
     "requests_per_viewer_s",
     "rtmp_chunking",
+    "run_scenario",
     "segment_arrivals",
     "segment_bytes",
     "segment_length_table",
     "simulate_live",
     "simulate_live_simpy",
     "simulate_renditions",
+    "simulate_session",
+    "simulate_sessions",
     "stream_requests",
+    "synthetic_trace",
 ]
