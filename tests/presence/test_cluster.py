@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -172,6 +173,12 @@ class Node:
     alive: bool = True
 
 
+def _inbox_appender(inbox: list[tuple[float, PresenceBatch]], clock: ManualClock) -> Callable[[PresenceBatch], None]:
+    def deliver(batch: PresenceBatch) -> None:
+        inbox.append((clock(), batch))
+    return deliver
+
+
 @pytest.fixture
 def nodes(redis_client: redis.Redis) -> list[Node]:
     clock = ManualClock(10_000.0)
@@ -181,7 +188,7 @@ def nodes(redis_client: redis.Redis) -> list[Node]:
         inbox: list[tuple[float, PresenceBatch]] = []
         router = RedisRouter(redis_client, node_id, lambda users, message: None, clock)
         service = PresenceService(store, clock, FAST, graph(), shared_viewers=True)
-        presence = PresenceRouter(service, router, lambda b, box=inbox: box.append((clock(), b)), clock, ttl_s=10.0)
+        presence = PresenceRouter(service, router, _inbox_appender(inbox, clock), clock, ttl_s=10.0)
         pubsub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         pubsub.subscribe(presence.channel)
         made.append(Node(router, presence, pubsub, inbox))
