@@ -89,11 +89,14 @@ class LocalCluster:
     ``with LocalCluster(3, data_dir) as cluster:`` starts everything and stops it on exit.
     :meth:`set_up` registers users and a group; :meth:`token` issues a device token;
     :meth:`kill` sends a node SIGKILL; :meth:`routing_table` reads who is held where.
+    ``presence_test_timings=True`` starts the nodes with the hidden ``--presence-test-timings``
+    (presence offline 4 s after the last heartbeat; see :mod:`chatdesign.chat.serve_cli`).
     Raises :class:`~chatdesign.services.ServiceUnavailable` if PostgreSQL or Redis is missing.
     """
 
-    def __init__(self, nodes: int, data_dir: str | Path) -> None:
+    def __init__(self, nodes: int, data_dir: str | Path, presence_test_timings: bool = False) -> None:
         self.size = check_whole(nodes, "nodes", minimum=1, maximum=MAX_WORKER_ID)
+        self.presence_test_timings = bool(presence_test_timings)
         self.data_dir = Path(data_dir)
         self.nodes: list[LocalNode] = []
         self.database_url = ""
@@ -125,7 +128,8 @@ class LocalCluster:
 
         server = ServerProcess(self.data_dir, extra_args=[
             "--database", self.database_url, "--redis", self.redis_url,
-            "--node-id", f"node-{index}", "--worker-id", str(index + 1)])
+            "--node-id", f"node-{index}", "--worker-id", str(index + 1),
+            *(["--presence-test-timings"] if self.presence_test_timings else [])])
         server.start()
         return LocalNode(f"node-{index}", server)
 

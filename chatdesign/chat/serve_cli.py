@@ -4,17 +4,25 @@ Example: ``python -m chatdesign serve --host 127.0.0.1 --port 8765 --data ./chat
 then open ``http://127.0.0.1:8765/``. Ctrl-C or SIGTERM stop it cleanly: queued sends are
 committed and acknowledged, connections are closed with code 1001, the database is closed.
 Explained in ``notebooks/06_connections.ipynb``.
+
+Hidden flag, for tests of a running cluster only: ``--presence-test-timings`` uses
+:data:`~chatdesign.presence.cluster.TEST_PRESENCE_POLICY` (beat every 0.5 s, offline 4 s after
+the last beat, pushed within 1-2 s) and a 0.25 s presence tick, so a test can watch a user go
+offline after a node's death in seconds (``LocalCluster(..., presence_test_timings=True)``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
+from dataclasses import replace
 from typing import Any
 
 from chatdesign.chat.cluster import ClusterSettings
 from chatdesign.chat.core import MAX_WORKER_ID
 from chatdesign.chat.ws import ChatNetworkServer, ServerSettings, is_loopback, run_server
+from chatdesign.presence.cluster import TEST_PRESENCE_POLICY
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -42,6 +50,7 @@ def add_subcommand(subparsers: Any) -> None:
                       help="this node's name, unique among the nodes (its Redis channel) (node-0)")
     many.add_argument("--worker-id", type=int, default=0,
                       help=f"snowflake worker id, unique among the nodes, 0-{MAX_WORKER_ID} (0)")
+    add("--presence-test-timings", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
@@ -50,6 +59,8 @@ def run(args: Any) -> int:
     if args.demo and not is_loopback(args.host):
         raise ValueError("--demo logs anyone in without a password: use a loopback --host")
     settings = ServerSettings(demo=args.demo, synchronous=args.synchronous)
+    if getattr(args, "presence_test_timings", False):
+        settings = replace(settings, presence_policy=TEST_PRESENCE_POLICY, presence_flush_s=0.25)
     try:
         cluster = ClusterSettings(database_url=args.database, redis_url=args.redis, node_id=args.node_id,
                                   worker_id=args.worker_id)

@@ -23,6 +23,10 @@ queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
 - **Liveness and presence.** WebSocket ping/pong detects dead peers. ``heartbeat`` frames (and
   the ``auth`` frame) drive a :class:`~chatdesign.presence.PresenceService`, whose ``flush``
   runs every ``presence_flush_s`` and pushes ``presence_update`` batches to online friends.
+  With Redis (``cluster.redis_url``), presence is shared by the nodes: records live in a
+  :class:`~chatdesign.presence.RedisTTLStore` on the same Redis, and a
+  :class:`~chatdesign.presence.cluster.PresenceRouter` sends each heartbeat to the user's owner
+  node and each batch to the viewer's nodes (:mod:`chatdesign.presence.cluster`).
 - **HTTP on the same port** (``process_request``): ``/`` serves the web page, ``/attachments``
   takes an authenticated upload (``POST``, ``Authorization: Bearer TOKEN``) and serves a
   download (``GET /attachments/ID?token=TOKEN``) to members of a conversation that references
@@ -86,7 +90,16 @@ from chatdesign.chat.protocol import (
 from chatdesign.chat.routing import RedisRouter
 from chatdesign.chat.server import ChatServer
 from chatdesign.chat.store import Synchronous
-from chatdesign.presence import MemoryTTLStore, PresenceError, PresencePolicy, PresenceService
+from chatdesign.presence import (
+    MemoryTTLStore,
+    PresenceBatch,
+    PresenceError,
+    PresencePolicy,
+    PresenceService,
+    RedisTTLStore,
+    TTLStore,
+)
+from chatdesign.presence.cluster import PresenceRouter, membership_ttl_s
 from chatdesign.presence.errors import UnknownUserError
 
 log = logging.getLogger(__name__)
@@ -311,7 +324,8 @@ class ChatNetworkServer:
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._presence: PresenceService | None = None
-        self._presence_store: MemoryTTLStore | None = None
+        self._presence_store: TTLStore | None = None
+        self.presence_router: PresenceRouter | None = None
         self.authority = TokenAuthority(load_or_create_secret(self.data_dir), self._clock)
         self.port = port
 
@@ -380,7 +394,8 @@ class ChatNetworkServer:
         if settings.demo:
             from chatdesign.chat.demo import seed_demo
             await self.call(seed_demo)
-        self._presence_store = MemoryTTLStore(self._presence_clock)
+        if self._presence_store is None:  # one process: presence in this process's memory
+            self._presence_store = MemoryTTLStore(self._presence_clock)
         await self._rebuild_presence()
         self._wakeup = asyncio.Event()
         connection_class = type("_BoundedHttpConnection", (_HttpConnection,),
@@ -417,8 +432,26 @@ class ChatNetworkServer:
         def arrived(item: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(handle, item["data"])
 
+        # shared presence: records in Redis, heartbeats to each user's owner node, batches to
+        # the viewers' nodes; the service is replaced when the friends graph is rebuilt
+        self._presence_store = RedisTTLStore(self._redis)
+        policy = self.settings.presence_policy
+        service = PresenceService(self._presence_store, self._presence_clock, policy, {}, shared_viewers=True)
+        presence = PresenceRouter(service, router, self._deliver_presence, self._presence_clock,
+                                  membership_ttl_s(policy, self.settings.presence_flush_s))
+        self.presence_router = presence
+
+        def handle_presence(payload: bytes) -> None:
+            try:
+                presence.handle(payload)
+            except ValueError:
+                log.warning("dropped a presence payload on %s", presence.channel, exc_info=True)
+
+        def arrived_presence(item: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(handle_presence, item["data"])
+
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        pubsub.subscribe(**{router.channel: arrived})
+        pubsub.subscribe(**{router.channel: arrived, presence.channel: arrived_presence})
         self._subscriber = pubsub.run_in_thread(sleep_time=0.01, daemon=True)
 
     async def _refresh_routes(self) -> None:
@@ -447,6 +480,9 @@ class ChatNetworkServer:
                 await task
         self._tasks = []
         await self._commit_pending()
+        if self.presence_router is not None:  # a clean exit: the others adopt its users now
+            with contextlib.suppress(redis.RedisError):
+                self.presence_router.leave()
         if self._subscriber is not None:
             self._subscriber.stop()
             self._subscriber = None
@@ -622,19 +658,48 @@ class ChatNetworkServer:
         def read(chat: ChatServer) -> list[tuple[str, tuple[str, ...]]]:
             return [(c.kind, chat.store.member_ids(c.conversation_id)) for c in chat.store.all_conversations()]
         conversations = await self.call(read)
-        graph = friends_graph(conversations, users=sorted(self._clients))
+        users = set(self._clients) | {user for user, _ in self._deferred_beats}
+        graph = friends_graph(conversations, users=sorted(users))
         assert self._presence_store is not None
+        router = self.presence_router
         self._presence = PresenceService(self._presence_store, self._presence_clock,
-                                         self.settings.presence_policy, graph)
+                                         self.settings.presence_policy, graph, shared_viewers=router is not None)
+        if router is not None:
+            longest = max(tier.max_delay_s for tier in self.settings.presence_policy.tiers)
+            since = self._presence_clock() - router.membership.ttl_s - longest
+            try:
+                router.replace_service(self._presence, since)  # adopt the owned users' timers
+                for clients in self._clients.values():
+                    for client in clients:
+                        with contextlib.suppress(PresenceError):
+                            router.heartbeat(client.identity.user_id, client.identity.device_id, True)
+            except redis.RedisError:
+                log.exception("rebuilding shared presence failed")
+            return
         for clients in self._clients.values():
             for client in clients:
                 with contextlib.suppress(PresenceError):
                     self._presence.heartbeat(client.identity.user_id, client.identity.device_id, True)
 
-    async def _heartbeat(self, client: _Client, active: bool) -> None:
+    def _beat(self, user_id: str, device_id: str, active: bool) -> None:
+        """One heartbeat: to this node's service, or (many nodes) to the user's owner node."""
         assert self._presence is not None
+        if self.presence_router is None:
+            self._presence.heartbeat(user_id, device_id, active)
+            return
         try:
-            self._presence.heartbeat(client.identity.user_id, client.identity.device_id, active)
+            self.presence_router.heartbeat(user_id, device_id, active)
+        except redis.RedisError:
+            log.exception("forwarding a heartbeat failed")
+
+    def _deliver_presence(self, batch: PresenceBatch) -> None:
+        """A batch for a viewer connected here (from this node's service or another node's)."""
+        self.stats.presence_batches += 1
+        self._broadcast((batch.viewer_id,), {"type": "presence_update", "changes": batch.to_event()["changes"]})
+
+    async def _heartbeat(self, client: _Client, active: bool) -> None:
+        try:
+            self._beat(client.identity.user_id, client.identity.device_id, active)
         except PresenceError:  # a user the graph does not know yet: beat after the next rebuild
             self._deferred_beats[(client.identity.user_id, client.identity.device_id)] = active
             self._presence_dirty = True
@@ -662,6 +727,11 @@ class ChatNetworkServer:
     async def _presence_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_flush_s)
+            router = self.presence_router
+            if router is not None and router.unknown_beats:  # forwarded for users not in the graph yet
+                self._deferred_beats.update(router.unknown_beats)
+                router.unknown_beats.clear()
+                self._presence_dirty = True
             if self._presence_dirty:  # at most one rebuild per tick, however many joined
                 self._presence_dirty = False
                 await self._rebuild_presence()
@@ -669,15 +739,20 @@ class ChatNetworkServer:
             beats, self._deferred_beats = self._deferred_beats, {}
             for (user_id, device_id), active in beats.items():
                 with contextlib.suppress(PresenceError):
-                    self._presence.heartbeat(user_id, device_id, active)
+                    self._beat(user_id, device_id, active)
+            if router is not None:
+                try:
+                    router.tick()  # delivers to local viewers and publishes to the others
+                except (PresenceError, redis.RedisError):
+                    log.exception("shared presence tick failed")
+                continue
             try:
                 batches = self._presence.flush(self._presence_clock())
             except PresenceError:
                 log.exception("presence flush failed")
                 continue
-            for viewer, batch in batches.items():
-                self.stats.presence_batches += 1
-                self._broadcast((viewer,), {"type": "presence_update", "changes": batch.to_event()["changes"]})
+            for batch in batches.values():
+                self._deliver_presence(batch)
 
     # --- HTTP -----------------------------------------------------------------------------------
 

@@ -285,6 +285,12 @@ class PresenceService:
     every 5 s, offline after 30 s, away after 5 min, score ≥ 5 told within 5 s, others within
     2 min) and ``friends`` maps each user to ``{friend_id: importance}``. Every user id the
     service accepts appears in ``friends``, as a key or as a friend.
+
+    ``shared_viewers=True`` is for one service of several sharing ``store``, each owning a part
+    of the users (:mod:`chatdesign.presence.cluster`): a viewer owned by another service never
+    beats here, so whether a viewer is online is judged from its record in the store (when a
+    change is queued, and again when its batch is flushed) instead of from this service's own
+    announcements. :meth:`adopt` and :meth:`release` move a user between such services.
     """
 
     def __init__(
@@ -293,7 +299,11 @@ class PresenceService:
         clock: Callable[[], float],
         policy: PresencePolicy | None = None,
         friends: FriendsGraph | None = None,
+        *,
+        shared_viewers: bool = False,
     ) -> None:
+        if not isinstance(shared_viewers, bool):
+            raise ValueError(f"shared_viewers must be True or False, got {shared_viewers!r}")
         if not isinstance(store, TTLStore):
             raise ValueError(f"store must implement TTLStore, got {type(store).__name__}")
         if not callable(clock):
@@ -320,6 +330,7 @@ class PresenceService:
         self._due: list[tuple[float, str]] = []
         self._interactions: dict[tuple[str, str], tuple[float, float]] = {}
         self._seen: dict[str, dict[str, PresenceState]] = {}  # viewer -> friend -> pulled state ≠ announced
+        self._shared_viewers = shared_viewers
 
     def __repr__(self) -> str:
         return (
@@ -331,6 +342,11 @@ class PresenceService:
     def policy(self) -> PresencePolicy:
         """The rules this service applies."""
         return self._policy
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """Every user id the service knows (the friends graph's), sorted."""
+        return tuple(sorted(self._viewers))
 
     @property
     def pending_changes(self) -> int:
@@ -398,6 +414,46 @@ class PresenceService:
             )
         self._interactions[pair] = (total, now)
         return total
+
+    def adopt(self, user_id: str, since_s: float) -> PresenceStatus:
+        """Take ``user_id`` over from another service sharing the store (whose owner died, or
+        whose share of the users moved here): read the record, arm the timer so the user goes
+        offline (or away) when the record says, and announce the recorded state to online
+        viewers as news -- the old owner may have died before pushing it.
+
+        A user who is offline now is announced offline only if that happened at or after
+        ``since_s`` (seconds on the service's clock: how far back the old owner's unsent changes
+        could reach), so a failover does not re-announce every long-gone user. A viewer may thus
+        hear a change twice (once from the old owner, once here): at-least-once, not exactly-once.
+        Raises :class:`UnknownUserError` for a user outside the graph and ``PresenceError`` for a
+        bad ``since_s`` or a clock that went backwards (changing nothing).
+        """
+        self._check_user(user_id)
+        since = _presence_number(since_s, "since_s", unit="seconds")
+        now = self._now()
+        record = self._read(user_id)
+        state, _ = self._state_at(record, now)
+        self._timer_at.pop(user_id, None)  # stale heap entries are skipped by flush
+        self._flip_at.pop(user_id, None)
+        if state is not PresenceState.OFFLINE:
+            opposite = PresenceState.OFFLINE
+            self._announce(user_id, self._announced.get(user_id, opposite), state, now, assumed_before=opposite)
+            self._arm_timer(user_id, record, now)
+        elif record.devices:
+            went_offline = max(device.deadlines(self._policy)[0] for device in record.devices.values())
+            if went_offline >= since:
+                self._announce(user_id, self._announced.get(user_id, PresenceState.ONLINE), state,
+                               went_offline, assumed_before=PresenceState.ONLINE)
+        return self._status_from(user_id, record, now)
+
+    def release(self, user_id: str) -> None:
+        """Forget ``user_id``'s timer and announced state: another service owns the user now
+        (the record in the store is untouched). Pending changes *for* the user as a viewer stay.
+        Raises :class:`UnknownUserError` for a user outside the graph."""
+        self._check_user(user_id)
+        self._timer_at.pop(user_id, None)
+        self._flip_at.pop(user_id, None)
+        self._announced.pop(user_id, None)
 
     # -- questions ----------------------------------------------------------------------
 
@@ -493,6 +549,9 @@ class PresenceService:
             )
             if changes:
                 batches[viewer_id] = PresenceBatch(viewer_id, moment, tuple(changes))
+        if self._shared_viewers and batches:
+            online = self._online_viewers(list(batches), moment)
+            batches = {viewer: batch for viewer, batch in batches.items() if viewer in online}
         return dict(sorted(batches.items()))
 
     # -- internals ----------------------------------------------------------------------
@@ -603,14 +662,28 @@ class PresenceService:
                 self._announce(user_id, old, next_state(old, event), at)
             self._arm_timer(user_id, record, at)
 
-    def _announce(self, user_id: str, old: PresenceState, new: PresenceState, at: float) -> None:
+    def _online_viewers(self, viewers: Sequence[str], at: float) -> set[str]:
+        """Which of ``viewers`` are online or away at ``at``: by this service's announcements,
+        or (``shared_viewers``) by their records in the shared store."""
+        if not self._shared_viewers:
+            return {viewer for viewer in viewers if viewer in self._announced}
+        raw = self._store.get_many([_key(viewer) for viewer in viewers])
+        return {
+            viewer for viewer, text in zip(viewers, raw, strict=True)
+            if self._state_at(_Record.decode(text), at)[0] is not PresenceState.OFFLINE
+        }
+
+    def _announce(self, user_id: str, old: PresenceState, new: PresenceState, at: float,
+                  assumed_before: PresenceState | None = None) -> None:
         """``user_id`` changed from ``old`` to ``new`` at ``at``: queue it for online viewers.
 
         Each viewer's change is compared with what *that viewer* last saw (a pending change's
-        starting point, a divergent pull, or else the announced state ``old``).
+        starting point, a divergent pull, or else the announced state ``old``; with
+        ``assumed_before``, that state for every viewer without a pending change: an adopted
+        user's news).
         """
         if new is PresenceState.OFFLINE:
-            del self._announced[user_id]
+            self._announced.pop(user_id, None)
             self._pending.pop(user_id, None)  # an offline viewer pulls on login instead
             self._viewer_due.pop(user_id, None)
             self._seen.pop(user_id, None)
@@ -618,12 +691,18 @@ class PresenceService:
             if old is PresenceState.OFFLINE:
                 self._seen.pop(user_id, None)  # a new session starts from its own pull
             self._announced[user_id] = new
+        online = self._online_viewers(self._viewers[user_id], max(at, self._latest_s))
         for viewer in self._viewers[user_id]:
-            if viewer not in self._announced:
+            if viewer not in online:
                 continue  # offline viewers receive nothing
             pending_for_viewer = self._pending.setdefault(viewer, {})
             pending = pending_for_viewer.get(user_id)
-            before = pending.state_before if pending is not None else self._pop_seen(viewer, user_id, old)
+            if pending is not None:
+                before = pending.state_before
+            elif assumed_before is not None:
+                before = assumed_before
+            else:
+                before = self._pop_seen(viewer, user_id, old)
             if new is before:
                 if pending is not None:
                     del pending_for_viewer[user_id]  # a flap inside the window: nothing to say
