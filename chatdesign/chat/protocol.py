@@ -433,8 +433,15 @@ class ServerProtocol:
 
 
 def encode(frame: Mapping[str, Any]) -> str:
-    """A frame as compact JSON text."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    """A frame as compact JSON text. Text that cannot travel as UTF-8 (an error message quoting
+    a lone surrogate the peer sent) is escaped as ``\\uXXXX``, so answering bad input never
+    breaks the connection."""
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def message_payload(message: Message) -> dict[str, Any]:

@@ -66,7 +66,11 @@ async def sender(url: str, token: str, recipient: str, prefix: str, acked: dict[
                         acked[key] = (frame["conversation_id"], int(frame["seq"]), int(frame["message_id"]))
                         in_flight.discard(key)
                         break
-                    if frame.get("type") == "error":
+                    if frame.get("type") == "error" and frame.get("code") == "rate_limited":
+                        await asyncio.sleep(0.05)  # over the per-connection send rate: the same send again
+                        await ws.send(json.dumps({"type": "send", "id": key, "to": recipient, "content": key,
+                                                  "client_message_id": key}))
+                    elif frame.get("type") == "error":
                         raise AssertionError(f"refused: {frame}")
     except (ConnectionClosed, OSError):
         pass  # the server died under us: what is in flight stays in flight
@@ -123,6 +127,11 @@ def test_acked_messages_survive_repeated_sigkill(tmp_path: Path) -> None:
                                               "client_message_id": key}))
                     while True:
                         frame = json.loads(await ws.recv())
+                        if frame.get("id") == key and frame.get("code") == "rate_limited":
+                            await asyncio.sleep(0.05)
+                            await ws.send(json.dumps({"type": "send", "id": key, "to": recipient, "content": key,
+                                                      "client_message_id": key}))
+                            continue
                         if frame.get("id") == key:
                             assert frame["type"] == "ack", frame
                             retried[key] = (frame["conversation_id"], int(frame["seq"]), int(frame["message_id"]))

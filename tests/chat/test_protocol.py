@@ -244,3 +244,12 @@ def test_tokens_forged_altered_and_expired(authority: TokenAuthority, clock: Man
     with pytest.raises(ValueError, match="ttl_s"):
         authority.issue("alice", "phone", ttl_s=0)
     assert "secret" not in repr(authority).replace("<secret hidden>", "")
+
+
+def test_encode_escapes_what_utf8_cannot_carry() -> None:
+    from chatdesign.chat.protocol import encode
+
+    text = encode({"type": "error", "message": "bad id '\ud800'"})
+    text.encode("utf-8")  # travels as a WebSocket text frame
+    assert json.loads(text)["message"] == "bad id '\ud800'"
+    assert encode({"type": "x", "content": "héllo ✓"}) == '{"type":"x","content":"héllo ✓"}'
