@@ -32,6 +32,7 @@ consumer would stall everyone for the rest of the flood).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -214,10 +215,14 @@ def test_slow_consumer_bounded_memory_and_latency(tmp_path: Path) -> None:
             await asyncio.gather(*(flooder(ws, PER_FLOODER, deadline, acked) for ws in flooding),
                                  *(probe(s, r, name, deadline, latencies) for s, r, name in probing))
             sampler.cancel()
-            slow.transport.resume_reading()
-            with pytest.raises(ConnectionClosed):
-                while True:
-                    await asyncio.wait_for(slow.recv(), 10)
+            slow.transport.resume_reading()  # bob's app wakes up: what did the server do?
+
+            async def until_closed() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    while True:
+                        await slow.recv()
+            with contextlib.suppress(TimeoutError):  # a server that never cut bob off: no close
+                await asyncio.wait_for(until_closed(), 15)
             latencies.sort()
             figures.update(baseline_mib=baseline / MIB, peak_mib=peak[0] / MIB,
                            growth_mib=(peak[0] - baseline) / MIB, bound_mib=bound / MIB,
@@ -236,9 +241,9 @@ def test_slow_consumer_bounded_memory_and_latency(tmp_path: Path) -> None:
             process.kill()
             process.communicate()
     print("bounded memory:", figures)
-    assert figures["close_code"] == CLOSE_SLOW_CONSUMER, figures
-    assert "slow consumer" in str(figures["close_reason"]), figures
     assert figures["pushed_to_bob_mib"] > figures["bound_mib"], "the flood is too small to show a bound"
     assert figures["growth_mib"] < figures["bound_mib"], figures
+    assert figures["close_code"] == CLOSE_SLOW_CONSUMER, figures
+    assert "slow consumer" in str(figures["close_reason"]), figures
     assert figures["probes"] >= 0.5 * PROBES * FLOOD_S / PROBE_EVERY_S
     assert figures["p99_s"] < P99_BOUND_S, figures
