@@ -8,8 +8,10 @@ stay plain hypothesis rules and shrinking works. Runs are seeded (``derandomize=
 
 Four devices (alice's phone, bob's phone and laptop, carol's phone) share two conversations:
 alice and bob 1:1, and a group of all three. The rules: send (a fresh ``client_message_id``),
-retry an acknowledged send with the same key (the ack must name the same message), receive what
-has arrived, drop a device's TCP connection without a closing handshake
+send while the connection drops under it (after 0-10 ms: the ack may or may not have left the
+server; the client resends with the same key), retry an acknowledged send with the same key
+(the ack must name the same message), receive what has arrived, drop a device's TCP
+connection without a closing handshake
 (:meth:`ChatClient.drop_connection`: the client reconnects with backoff, resends unacknowledged
 sends, resyncs), and reconnect as a restarted app (a new client for the same device, starting
 from the positions the old one kept). The reference model is the set of acknowledged messages.
@@ -152,6 +154,24 @@ class NetworkChatModel(RuleBasedStateMachine):
     @rule(who=st.sampled_from(DEVICES))
     def send_to_group(self, who: tuple[str, str]) -> None:
         self.send(who, "group")
+
+    @rule(who=st.sampled_from(DEVICES), delay_s=st.sampled_from([0.0, 0.001, 0.003, 0.01]))
+    def send_while_the_connection_drops(self, who: tuple[str, str], delay_s: float) -> None:
+        """A send whose connection drops before (or after) the ack left the server: the client
+        resends it with the same key after reconnecting; it must be stored once."""
+        d = self.devices[who]
+        self.sends += 1
+        key, content = f"k{self.sends}", f"m{self.sends} from {d.user}/{d.device} (dropped)"
+        to = self.conversation_ids["group"]
+
+        async def go() -> Any:
+            sending = asyncio.ensure_future(d.client.send(to, content, client_message_id=key,
+                                                          timeout=STEP_TIMEOUT_S - 2))
+            await asyncio.sleep(delay_s)
+            await d.client.drop_connection()
+            return await sending
+        ack = self.run(go())
+        self.record(Acked(ack.conversation_id, ack.seq, ack.message_id, content, who, key, to))
 
     @rule(index=st.integers(0, 1000))
     def retry_same_key(self, index: int) -> None:
