@@ -10,9 +10,14 @@ specification, checked from outside.
 
 Answers: ``ok`` (allowed, sees or changes G), ``hidden`` (the call succeeds but G is not in the
 answer), ``own`` (succeeds, but acts only on the caller's own device record), or an error code
-(``forbidden``, ``invalid_request``, ``not_found``). The two token columns belong to the
-WebSocket layer, where a caller proves who they are; in process the caller is trusted, so those
-cells say ``network layer`` until that layer fills them.
+(``forbidden``, ``invalid_request``, ``not_found``, ``auth_failed``). The two token columns
+belong to the WebSocket layer (:mod:`chatdesign.chat.ws`), where a caller proves who they are;
+in process the caller is trusted. There every request needs an authenticated connection, so a
+token that is expired or not signed by the server is refused with ``auth_failed`` before any
+operation runs: at the ``auth`` frame, or at the first frame after the token expires on an open
+connection (the connection is then closed with code 4001), and with HTTP 401 for an attachment
+download. ``tests/chat/test_authorization_ws.py`` runs those cells, and the in-process columns
+of the operations the protocol carries, against a real server on loopback.
 
 Not taught in a notebook yet; shown in the README's "Reliability" section.
 """
@@ -42,9 +47,10 @@ ROLE_CALLERS: Final[dict[str, str]] = {
 }
 """Who asks, in each column."""
 
-ANSWERS: Final = ("ok", "hidden", "own", "forbidden", "invalid_request", "not_found", "network layer")
+ANSWERS: Final = ("ok", "hidden", "own", "forbidden", "invalid_request", "not_found", "auth_failed")
 
-NETWORK_PENDING: Final = "network layer"
+NETWORK_ANSWER: Final = "auth_failed"
+"""The answer of every token cell: the WebSocket server refuses the token before the operation."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class Rule:
 
 
 def _row(operation: str, call: str, *in_process: str) -> Rule:
-    return Rule(operation, call, (*in_process, NETWORK_PENDING, NETWORK_PENDING))
+    return Rule(operation, call, (*in_process, NETWORK_ANSWER, NETWORK_ANSWER))
 
 
 MATRIX: Final = (

@@ -428,7 +428,7 @@ class ChatClient:
         if position is not None and message.seq <= position:
             self.duplicates_dropped += 1
             return
-        if position is not None and message.seq > position + 1:
+        if message.seq > (position or 0) + 1:  # also for a conversation this device has not seen yet
             self.gaps_resynced += 1  # one went missing on the way: let the sync bring both
             self._want_resync()
             return

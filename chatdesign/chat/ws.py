@@ -522,7 +522,7 @@ class ChatNetworkServer:
                     request = protocol.receive(data, self._clock())
                 except ChatError as error:
                     self.stats.refused_frames += 1
-                    if client is None:
+                    if client is None or protocol.close_expected:  # before the close, not queued behind it
                         await connection.send(encode(error_frame(error)))
                     else:
                         client.push(error_frame(error))

@@ -15,7 +15,7 @@ import pytest
 from chatdesign.chat import ChatError, ChatServer, ManualClock
 from chatdesign.chat.authorization import (
     MATRIX,
-    NETWORK_PENDING,
+    NETWORK_ANSWER,
     NETWORK_ROLES,
     ROLE_CALLERS,
     ROLES,
@@ -125,7 +125,7 @@ def test_every_row_has_a_cell_and_every_role_a_caller() -> None:
     assert sorted(CELLS) == sorted(rule.operation for rule in MATRIX)
     assert set(CALLERS) | set(NETWORK_ROLES) == set(ROLES) == set(ROLE_CALLERS)
     for rule in MATRIX:
-        assert all(rule.answer(role) == NETWORK_PENDING for role in NETWORK_ROLES)
+        assert all(rule.answer(role) == NETWORK_ANSWER for role in NETWORK_ROLES)  # run in test_authorization_ws
 
 
 @pytest.mark.parametrize(("operation", "role"), IN_PROCESS)
