@@ -50,6 +50,10 @@ notebooks: setup
 workshop: setup
 	$(BIN)/python tools/workshop.py
 
+## The book as a static website from the saved outputs (Sphinx + myst-nb), in site/_build/html.
+site: setup
+	$(BIN)/python tools/site.py
+
 ## Rewrite the navigation cells and the README's map of notebooks.
 nav: setup
 	$(BIN)/python tools/navigation.py
