@@ -46,7 +46,8 @@ def number_type(
             value = float(text.replace("_", "").replace(",", ""))
         except ValueError:
             raise ValueError(f"cannot read {text!r} as a number, e.g. {example!r}") from None
-        return check_number(value, "the value", minimum=minimum, maximum=maximum, positive=positive)
+        shown = int(value) if value.is_integer() else value  # "got 0", as typed, not "got 0.0"
+        return check_number(shown, "the value", minimum=minimum, maximum=maximum, positive=positive)
 
     convert = argument_type(parse)
     convert.__name__ = "number"

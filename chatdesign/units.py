@@ -87,7 +87,7 @@ def _split_quantity(text: str, what: str) -> tuple[float, str]:
 def _lookup(unit: str, table: dict[str, float] | dict[str, int], text: str, what: str) -> float:
     if unit in table:
         return table[unit]
-    known = ", ".join(table)
+    known = ", ".join(name for name in table if name)  # the empty unit (a bare number) is not a name
     raise ValueError(f"unknown unit {unit!r} in {text!r} ({what}); use one of: {known}")
 
 

@@ -126,3 +126,10 @@ def test_parse_errors_show_an_example_of_their_own_kind() -> None:
         with pytest.raises(ValueError, match=f"e.g. {example}") as info:
             parse("??")
         assert "1.5 TB" not in str(info.value)
+
+
+def test_unknown_count_suffix_lists_only_real_suffixes() -> None:
+    from chatdesign.units import parse_count
+
+    with pytest.raises(ValueError, match=r"use one of: K, M, B, T$"):
+        parse_count("1.5 TB")
