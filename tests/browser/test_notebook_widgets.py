@@ -4,8 +4,9 @@ For each notebook that has a widget (discovered from its saved outputs and its s
 notebooks are tested without listing them here), the test opens it in JupyterLab, runs
 Run -> "Restart Kernel and Run All Cells", waits until ``/api/sessions`` reports the kernel idle,
 checks that no cell shows an error, and then moves every slider, dropdown and checkbox of every
-panel and checks that the panel's output is there and changes. ``tests/test_widgets.py`` reads
-``panel.result`` in Python; only a browser sees whether the result is *displayed* (issue 14).
+panel and checks that the panel's output is there and changes, and that no control's label is
+cut. ``tests/test_widgets.py`` reads ``panel.result`` in Python; only a browser sees whether the
+result is *displayed* (issue 14).
 
 The notebooks are copied to a temporary folder first (JupyterLab would otherwise autosave the
 re-run outputs over the committed ones). Screenshots go to ``var/browser-screenshots/``
@@ -234,6 +235,15 @@ def _control_label(control: object) -> str:
     return labels[0].strip() if labels else "(no description)"
 
 
+def _label_is_cut(control: object) -> bool:
+    """True when the description does not fit its box (the reader sees "herd_wind…")."""
+    label = control.locator("label.widget-label").first  # type: ignore[attr-defined]
+    if not label.count():
+        return False
+    cut: bool = label.evaluate("l => l.scrollWidth > l.clientWidth + 1")
+    return cut
+
+
 def _move(control: object) -> None:
     """Move one control to a different value the way a reader would (keyboard, select, click)."""
     classes = control.get_attribute("class") or ""  # type: ignore[attr-defined]
@@ -315,6 +325,7 @@ def test_every_panel_displays_and_responds(lab: Lab, lab_page: object, path: Pat
         _check_no_errors(page, path.name)
         cells = page.locator(".jp-CodeCell").filter(has=page.locator(CONTROLS))  # type: ignore[attr-defined]
         assert cells.count() > 0, f"{path.name}: no panel with a slider, dropdown or checkbox was displayed"
+        cut_labels = []
         for index in range(cells.count()):
             cell = cells.nth(index)
             cell.scroll_into_view_if_needed()
@@ -324,6 +335,8 @@ def test_every_panel_displays_and_responds(lab: Lab, lab_page: object, path: Pat
             for number in range(controls.count()):
                 control = controls.nth(number)
                 label = _control_label(control)
+                if _label_is_cut(control):
+                    cut_labels.append(label)
                 _move(control)
                 try:
                     shown = _wait_for_output(cell, shown, f"{where}, control {label!r}")
@@ -332,6 +345,10 @@ def test_every_panel_displays_and_responds(lab: Lab, lab_page: object, path: Pat
                     raise
             cell.screenshot(path=str(SCREENSHOTS / f"{path.stem}-panel{index + 1}.png"))
         _check_no_errors(page, path.name)
+        assert not cut_labels, (
+            f"{path.name}: labels cut off, a reader sees '…': {cut_labels}; give the control a description in "
+            'words with units and style={"description_width": "initial"}'
+        )
     except BaseException:
         page.screenshot(path=str(SCREENSHOTS / f"{path.stem}-failure.png"))  # type: ignore[attr-defined]
         raise
