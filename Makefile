@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told; containers often run as root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test lint typecheck pytest system-deps notebooks nav bench freeze clean
+.PHONY: setup lab test lint typecheck pytest system-deps notebooks nav bench freeze clean workshop site
 
 setup: $(STAMP)
 
@@ -20,9 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## Open the book in JupyterLab.
+## Open the book in JupyterLab; prints the URL that opens 00_start_here directly.
 lab: setup
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00_start_here.ipynb
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
 ## Everything CI runs: lint, type-check, unit tests and every notebook under nbval.
 test: setup system-deps lint typecheck pytest
@@ -45,6 +45,14 @@ notebooks: setup
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
 	$(BIN)/python tools/navigation.py
+
+## Student copies of every notebook, without the worked solutions, in workshop/notebooks/.
+workshop: setup
+	$(BIN)/python tools/workshop.py
+
+## The book as a static website from the saved outputs (Sphinx + myst-nb), in site/_build/html.
+site: setup
+	$(BIN)/python tools/site.py
 
 ## Rewrite the navigation cells and the README's map of notebooks.
 nav: setup

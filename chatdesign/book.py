@@ -29,6 +29,12 @@ STATUSES: Final = ("covered", "planned")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 
+KINDS: Final = ("requirement", "section", "placeholder")
+"""What a line of the notes is: a requirement to work out; a ``section`` heading that only
+groups the requirements under it; a ``placeholder`` left empty in the notes (``output:``, or a
+heading whose only bullet is blank). Only requirements are counted as the book's coverage."""
+
+
 @dataclass(frozen=True)
 class SeedLine:
     """One non-empty line of the requirements notes, without its markdown markers."""
@@ -37,6 +43,8 @@ class SeedLine:
     text: str
     depth: int
     """0 for a heading or top-level bullet, 1 for a nested bullet, and so on."""
+    kind: str = "requirement"
+    """One of :data:`KINDS`."""
 
 
 def normalise_seed_line(raw: str) -> str:
@@ -45,14 +53,36 @@ def normalise_seed_line(raw: str) -> str:
     return text.lstrip("#").strip().removeprefix("- ").removeprefix("-").strip()
 
 
+def _kind(raws: list[str], index: int) -> str:
+    """Classify line ``index`` of the notes (see :data:`KINDS`)."""
+    raw = raws[index]
+    text = normalise_seed_line(raw)
+    if raw.lstrip().startswith("#"):
+        bullets = []
+        for following in raws[index + 1 :]:
+            if following.lstrip().startswith("#"):
+                break
+            if following.lstrip().startswith("-"):
+                bullets.append(normalise_seed_line(following))
+        if not bullets:
+            return "requirement"  # a heading that is a requirement by itself ("Testing")
+        return "section" if any(bullets) else "placeholder"
+    indent = len(raw) - len(raw.lstrip(" "))
+    has_children = index + 1 < len(raws) and (len(raws[index + 1]) - len(raws[index + 1].lstrip(" "))) > indent
+    if text.endswith(":") and not has_children:
+        return "placeholder"  # "output:" with nothing after it
+    return "requirement"
+
+
 def read_seed_lines(path: Path = SEED_NOTES) -> list[SeedLine]:
-    """Every line of the requirements notes that says something, in order."""
+    """Every line of the requirements notes that says something, in order, with its kind."""
+    raws = path.read_text(encoding="utf-8").splitlines()
     lines = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(raws, start=1):
         text = normalise_seed_line(raw)
         if text:
             indent = len(raw) - len(raw.lstrip(" "))
-            lines.append(SeedLine(number, text, indent // 2))
+            lines.append(SeedLine(number, text, indent // 2, _kind(raws, number - 1)))
     return lines
 
 
@@ -111,8 +141,18 @@ def coverage_problems(
 
 
 def coverage_table() -> pd.DataFrame:
-    """The coverage table for display: the seed lines in order with where each is taught."""
+    """The coverage table for display: the seed lines in order with where each is taught, and
+    each line's kind (a requirement, a section heading or an empty placeholder)."""
     table = load_coverage().set_index("seed_line")
-    order = [line.text for line in read_seed_lines()]
-    shown = table.reindex([text for text in order if text in table.index])
+    lines = [line for line in read_seed_lines() if line.text in table.index]
+    shown = table.reindex([line.text for line in lines])
+    shown.insert(0, "kind", [line.kind for line in lines])
     return shown.rename_axis("requirement (seed notes)")
+
+
+def coverage_counts(table: pd.DataFrame | None = None) -> pd.Series:
+    """How many *requirement* lines are covered and planned (headings and placeholders not counted)."""
+    shown = coverage_table() if table is None else table
+    requirements = shown[shown["kind"] == "requirement"]
+    counts = requirements["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+    return counts.rename("requirement lines")

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from chatdesign import __version__
+from chatdesign.checks import check_number
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("chatdesign.estimation_cli", "chatdesign.live.cli",
                                        "chatdesign.chat.serve_cli", "chatdesign.chat.token_cli")
@@ -26,9 +27,31 @@ def argument_type(parse: Callable[[str], float]) -> Callable[[str], float]:
         try:
             return parse(text)
         except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+            raise argparse.ArgumentTypeError(str(error).removeprefix("the value ")) from None
 
     convert.__name__ = parse.__name__
+    return convert
+
+
+def number_type(
+    *, minimum: float | None = None, maximum: float | None = None, positive: bool = False, example: str = "40"
+) -> Callable[[str], float]:
+    """An argparse ``type`` for a plain number within limits, checked by :func:`chatdesign.checks.check_number`.
+
+    argparse prefixes the message with the flag (``argument --receivers: must be at least 1,
+    got 0``), so the reader sees which flag was wrong, not an internal parameter name.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            raise ValueError(f"cannot read {text!r} as a number, e.g. {example!r}") from None
+        shown = int(value) if value.is_integer() else value  # "got 0", as typed, not "got 0.0"
+        return check_number(shown, "the value", minimum=minimum, maximum=maximum, positive=positive)
+
+    convert = argument_type(parse)
+    convert.__name__ = "number"
     return convert
 
 

@@ -584,16 +584,24 @@ def estimate_connections(
     memory_per_connection_bytes: float = 10_000,
     connections_per_server: float = 1_000_000,
     devices_per_user: float = 1.0,
+    target_utilisation: float = 1.0,
 ) -> ConnectionEstimate:
     """Memory and servers for persistent connections.
 
     Xu: 1 M concurrent connections x 10 KB = 10 GB. WhatsApp reported 2 M+ connections on one
     server (2012); the default budget is a more cautious 1 M per server.
+
+    ``target_utilisation`` (0-1] is the share of ``connections_per_server`` a server is planned
+    to hold at the peak, leaving headroom for the connections of a failed server, a reconnect
+    storm or a deploy (notebook 01 plans at 0.5). The default, 1.0, fills every server.
     """
     users = _scalar(concurrent_users, "concurrent_users")
     per_connection = _scalar(memory_per_connection_bytes, "memory_per_connection_bytes")
     per_server = _scalar(connections_per_server, "connections_per_server", positive=True)
     devices = _scalar(devices_per_user, "devices_per_user", positive=True)
+    utilisation = check_fraction(target_utilisation, "target_utilisation")
+    if utilisation == 0:
+        raise ValueError("target_utilisation must be positive, got 0")
     connections = users * devices
     return ConnectionEstimate(
         concurrent_users=users,
@@ -602,7 +610,7 @@ def estimate_connections(
         memory_per_connection_bytes=per_connection,
         memory_bytes=connections * per_connection,
         connections_per_server=per_server,
-        servers=math.ceil(connections / per_server),
+        servers=math.ceil(connections / (per_server * utilisation)),
     )
 
 

@@ -12,6 +12,7 @@ return the same :class:`CheckResult`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatdesign.units import format_bytes, format_count
@@ -87,7 +88,13 @@ def _how_far(ratio: float) -> str:
 
 
 def check_within(
-    name: str, answer: float | None, expected: float, rel_tol: float = 0.1, unit: str = "", hint: str = ""
+    name: str,
+    answer: float | None,
+    expected: float,
+    rel_tol: float = 0.1,
+    unit: str = "",
+    hint: str = "",
+    mistakes: Mapping[str, float] | None = None,
 ) -> CheckResult:
     """Check ``answer`` against ``expected`` within a relative tolerance (0.1 = 10 %).
 
@@ -95,6 +102,10 @@ def check_within(
     answer is diagnosed -- too high or too low, and roughly by how much -- without printing the
     expected value, so the reader still has something to work out; ``hint`` names the likely
     mistake. A right answer shows the value it matched.
+
+    ``mistakes`` maps a likely mistake, in words, to the value that mistake produces (e.g.
+    ``{"the fan-out to receivers is missing": expected / receivers}``); a wrong answer within
+    ``rel_tol`` of one of them is told that mistake instead of the general ``hint``.
     Raises ``ValueError`` if the answer is not a finite number or the tolerance is not positive.
     """
     if not rel_tol > 0:
@@ -117,6 +128,9 @@ def check_within(
     else:
         direction = "high" if ratio > 1 else "low"
         why = f"{_show(answer, unit)} is too {direction}, {_how_far(ratio)} (allowed ±{rel_tol:.0%})"
+    for mistake, value in (mistakes or {}).items():
+        if value and abs(answer / value - 1) <= rel_tol:
+            return CheckResult(name, False, f"{why}. It matches a known slip: {mistake}.")
     return CheckResult(name, False, f"{why}. {hint}" if hint else why)
 
 
@@ -174,15 +188,26 @@ def check_messenger_estimate(
     (86,400 → 100,000 s a day) but not for a forgotten fan-out or replication factor.
     """
     chosen = scenario or MessengerScenario()
+    rps = chosen.expected_peak_delivery_rps()
+    stored = chosen.expected_total_storage_bytes()
     return CheckReport(
         (
             check_within(
-                "peak delivery rate", peak_delivery_rps, chosen.expected_peak_delivery_rps(), rel_tol, "rps",
+                "peak delivery rate", peak_delivery_rps, rps, rel_tol, "rps",
                 hint="every message is delivered to each receiver, and the peak is a multiple of the average",
+                mistakes={
+                    "each message goes to every receiver (the fan-out is missing)": rps / chosen.receivers_per_message,
+                    "the peak is a multiple of the average (the peak factor is missing)": rps / chosen.peak_factor,
+                },
             ),
             check_within(
-                "storage after retention", total_storage_bytes, chosen.expected_total_storage_bytes(), rel_tol, "bytes",
+                "storage after retention", total_storage_bytes, stored, rel_tol, "bytes",
                 hint="count images as well as text, keep them for the whole retention, and store every replica",
+                mistakes={
+                    "every byte is stored on each replica (the replication factor is missing)":
+                        stored / chosen.replication_factor,
+                    "a message is stored once, not once per receiver": stored * chosen.receivers_per_message,
+                },
             ),
         )
     )

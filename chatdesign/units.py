@@ -64,12 +64,22 @@ DURATION_UNITS: Final[dict[str, float]] = {
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
 
 
+EXAMPLES: Final[dict[str, str]] = {
+    "a size": "1.5 TB",
+    "a bit rate": "500 kbps",
+    "a duration": "5y",
+    "a count": "50M",
+}
+"""What each parser's error shows as an example of the input it wants (a count is not '1.5 TB')."""
+
+
 def _split_quantity(text: str, what: str) -> tuple[float, str]:
+    example = EXAMPLES[what]
     if not isinstance(text, str):
-        raise ValueError(f"{what} must be a string such as '1.5 TB', got {text!r}")
+        raise ValueError(f"{what} must be a string such as {example!r}, got {text!r}")
     match = _QUANTITY.match(text)
     if match is None:
-        raise ValueError(f"cannot read {text!r} as {what}: expected a number and a unit, e.g. '1.5 TB'")
+        raise ValueError(f"cannot read {text!r} as {what}: expected a number and a unit, e.g. {example!r}")
     number = float(match.group(1).replace(",", "").replace("_", ""))
     return number, match.group(2)
 
@@ -77,7 +87,7 @@ def _split_quantity(text: str, what: str) -> tuple[float, str]:
 def _lookup(unit: str, table: dict[str, float] | dict[str, int], text: str, what: str) -> float:
     if unit in table:
         return table[unit]
-    known = ", ".join(table)
+    known = ", ".join(name for name in table if name)  # the empty unit (a bare number) is not a name
     raise ValueError(f"unknown unit {unit!r} in {text!r} ({what}); use one of: {known}")
 
 
@@ -132,12 +142,17 @@ def format_bitrate(bits_per_s: float, digits: int = 3) -> str:
     return _format_scaled(value, 1000, ("", "k", "M", "G", "T"), "bps", digits)
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, require_unit: bool = False) -> float:
     """Read a duration such as ``"30 s"``, ``"5 min"``, ``"2 h"``, ``"90 d"`` and return seconds.
 
-    Units: ms, s, min, h, d, mo (mean month), y (mean Gregorian year). A bare number is seconds.
+    Units: ms, s, min, h, d, mo (mean month), y (mean Gregorian year). A bare number is seconds,
+    unless ``require_unit`` (the command line's ``--retention 5`` could mean 5 years or 5 days:
+    it asks for a unit instead of guessing seconds).
     """
     number, unit = _split_quantity(text, "a duration")
+    if require_unit and not unit:
+        raise ValueError(f"{text!r} needs a unit, e.g. '{text.strip()}y' or '{text.strip()}d'; use one of: "
+                         + ", ".join(DURATION_UNITS))
     factor = _lookup(unit or "s", DURATION_UNITS, text, "a duration")
     if number < 0:
         raise ValueError(f"a duration cannot be negative: {text!r}")

@@ -57,3 +57,30 @@ def test_coverage_table_follows_the_seed_order() -> None:
     table = book.coverage_table()
     texts = [line.text for line in book.read_seed_lines()]
     assert list(table.index) == texts
+
+
+def test_only_requirement_lines_are_counted(tmp_path: Path) -> None:
+    from chatdesign.book import read_seed_lines
+
+    notes = tmp_path / "notes.md"
+    notes.write_text(
+        "### Topic\n- a requirement\n  - output:\n  - input: a, b\n#### Empty\n- \n### Testing\n", encoding="utf-8"
+    )
+    kinds = {line.text: line.kind for line in read_seed_lines(notes)}
+    assert kinds == {
+        "Topic": "section",
+        "a requirement": "requirement",
+        "output:": "placeholder",
+        "input: a, b": "requirement",
+        "Empty": "placeholder",
+        "Testing": "requirement",
+    }
+
+
+def test_coverage_counts_requirements_only() -> None:
+    from chatdesign.book import coverage_counts, coverage_table
+
+    table = coverage_table()
+    counts = coverage_counts(table)
+    assert counts.sum() == (table["kind"] == "requirement").sum() < len(table)
+    assert "…" not in "".join(table["note"])

@@ -216,3 +216,14 @@ def test_placement_and_retention_reprs_are_readable() -> None:
     assert repr(est.estimate_retention(1e9, 90, 365)) == (
         "RetentionEstimate(archive after 90 days, at day 365: hot 90 GB, cold 91.7 GB, deleted 0 B)"
     )
+
+
+def test_connection_servers_with_headroom() -> None:
+    full = est.estimate_connections(5e6)
+    half = est.estimate_connections(5e6, target_utilisation=0.5)
+    assert (full.servers, half.servers) == (5, 10)
+    assert half.memory_bytes == full.memory_bytes
+    with pytest.raises(ValueError, match="target_utilisation"):
+        est.estimate_connections(5e6, target_utilisation=0)
+    with pytest.raises(ValueError, match="target_utilisation"):
+        est.estimate_connections(5e6, target_utilisation=1.5)

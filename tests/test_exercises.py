@@ -57,3 +57,25 @@ def test_messenger_expected_values() -> None:
     assert scenario.expected_peak_delivery_rps() == pytest.approx(20e6 * 30 / 86_400 * 2 * 10)
     per_day = 20e6 * 30 * (150 + 0.05 * 300e3)
     assert scenario.expected_total_storage_bytes() == pytest.approx(per_day * 730 * 3)
+
+
+def test_check_within_names_a_known_mistake_without_the_answer() -> None:
+    result = check_within(
+        "delivery", 100, 1_000, unit="rps", hint="general hint", mistakes={"the fan-out is missing": 100}
+    )
+    assert not result and "the fan-out is missing" in result.explanation
+    assert "general hint" not in result.explanation and "1 K" not in result.explanation
+    other = check_within("delivery", 300, 1_000, hint="general hint", mistakes={"the fan-out is missing": 100})
+    assert "general hint" in other.explanation and "fan-out" not in other.explanation
+
+
+def test_messenger_check_diagnoses_each_slip() -> None:
+    scenario = MessengerScenario()
+    forgot = check_messenger_estimate(
+        scenario.expected_peak_delivery_rps() / scenario.receivers_per_message,
+        scenario.expected_total_storage_bytes() / scenario.replication_factor,
+    )
+    assert "fan-out is missing" in forgot.results[0].explanation
+    assert "replication factor is missing" in forgot.results[1].explanation
+    unanswered = check_messenger_estimate(None, None)
+    assert all("not answered yet" in r.explanation for r in unanswered.results)

@@ -5,6 +5,7 @@ import ast
 import importlib
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,15 @@ def test_navigation_and_readme_map_are_current() -> None:
         [sys.executable, str(ROOT / "tools" / "navigation.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercise_is_answered_by_the_reader_with_the_solution_folded(path: Path) -> None:
+    """The exercise convention (issue 14): an answer cell left at None, the solution in <details>."""
+    cells = _cells(path)
+    start = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercise" in _source(c))
+    exercise = cells[start:]
+    answer_cells = [c for c in exercise if c["cell_type"] == "code" and re.search(r"^\w+ = None\b", _source(c), re.M)]
+    assert answer_cells, f"{path.name}: the exercise needs the reader's own cell, e.g. `answer = None  # your estimate`"
+    folded = [c for c in exercise if c["cell_type"] == "markdown" and "<summary>Solution</summary>" in _source(c)]
+    assert folded, f"{path.name}: the worked solution belongs in a <details><summary>Solution</summary> block"

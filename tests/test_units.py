@@ -108,3 +108,28 @@ def test_per_second_and_back() -> None:
         units.per_second(10, per="week")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="negative"):
         units.per_second(-1)
+
+
+def test_a_duration_can_require_its_unit() -> None:
+    from chatdesign.units import parse_duration
+
+    assert parse_duration("5") == 5
+    assert parse_duration("5 y", require_unit=True) == parse_duration("5y")
+    with pytest.raises(ValueError, match=r"'5' needs a unit, e\.g\. '5y'"):
+        parse_duration("5", require_unit=True)
+
+
+def test_parse_errors_show_an_example_of_their_own_kind() -> None:
+    from chatdesign.units import parse_bitrate, parse_count, parse_duration
+
+    for parse, example in [(parse_count, "'50M'"), (parse_duration, "'5y'"), (parse_bitrate, "'500 kbps'")]:
+        with pytest.raises(ValueError, match=f"e.g. {example}") as info:
+            parse("??")
+        assert "1.5 TB" not in str(info.value)
+
+
+def test_unknown_count_suffix_lists_only_real_suffixes() -> None:
+    from chatdesign.units import parse_count
+
+    with pytest.raises(ValueError, match=r"use one of: K, M, B, T$"):
+        parse_count("1.5 TB")

@@ -78,9 +78,13 @@ def navigation_text(book: list[Chapter], index: int) -> str:
 
 
 def contents_text(book: list[Chapter]) -> str:
-    """The contents list shown in the start notebook."""
+    """The contents list shown in the start notebook.
+
+    A bulleted list: the titles carry the notebooks' own numbers, and a numbered list would
+    renumber them (HTML counts 0, 1, 2 ... whatever the notebooks skip).
+    """
     lines = ["## Contents", ""]
-    lines += [f"{n}. {_link(c)}: {c.summary}" for n, c in enumerate(book)]
+    lines += [f"- {_link(c)}: {c.summary}" for c in book]
     return "\n".join(lines)
 
 
