@@ -13,7 +13,10 @@
    PostgreSQL store. Baseline: same-process p50/p99.
 
 Loopback only; PostgreSQL and Redis are private instances started by ``chatdesign.services``.
-Run: ``.venv/bin/python benchmarks/ws_scale.py`` (``--quick`` for a small run).
+Run: ``.venv/bin/python benchmarks/ws_scale.py`` (``--quick``: the same workloads with 200
+durable sends per store and 100 sends per latency path). Prints one ``BENCH-RESULT`` line per
+figure (``benchmarks/_report.py``) for ``make bench``; these figures measure a cost and have no
+goal (``met`` null).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from _report import result as report
 
 from chatdesign.chat import ChatServer, Message
 from chatdesign.chat.postgres import PostgresStore
@@ -139,25 +143,45 @@ def delivery_latencies(pg_url: str, redis_url: str, count: int) -> tuple[np.ndar
     return local, remote
 
 
-def main() -> None:
+def let_postgres_through_tmpdir() -> None:
+    """Let the ``postgres`` user traverse (not list) ``tempfile``'s directory when run as root.
+
+    As root, ``start_postgres`` runs ``initdb`` as ``postgres`` in a directory under
+    ``tempfile.gettempdir()``; the runner's ``TMPDIR`` is private (0700), so ``initdb`` would
+    fail with "Permission denied". Adds only the search bit for others; /tmp already has it.
+    """
+    if os.geteuid() == 0:
+        directory = tempfile.gettempdir()
+        os.chmod(directory, os.stat(directory).st_mode & 0o7777 | 0o001)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (for a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="200 durable sends, 100 per latency path")
     args = parser.parse_args()
     count, latency_count = (200, 100) if args.quick else (2_000, 1_000)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"settings: {count} durable sends per store in 10 alternating rounds over 200 users; "
           f"{latency_count} sends per latency path, 2 ms apart", flush=True)
+    let_postgres_through_tmpdir()
     with start_postgres() as pg, start_redis() as rd, tempfile.TemporaryDirectory() as tmp:
         sqlite_rate, pg_rate = durable_send_rates(pg.url, Path(tmp), count, users=200, rounds=10)
         print(f"durable sends/s: SQLite {sqlite_rate:,.0f} (baseline), PostgreSQL {pg_rate:,.0f}, "
               f"ratio {pg_rate / sqlite_rate:.2f}", flush=True)
+        report(f"durable sends/s, PostgreSQL ({count} sends)", pg_rate, "sends/s",
+               "none (the cost of a shared database)", None, "SQLite WAL FULL, same sends",
+               sqlite_rate, pg_rate / sqlite_rate)
         local, remote = delivery_latencies(pg.url, rd.url, latency_count)
     for name, q in (("p50", 50), ("p99", 99)):
         same, cross = np.percentile(local, q) * 1e3, np.percentile(remote, q) * 1e3
         print(f"delivery latency {name}: same process {same:.2f} ms (baseline), "
               f"cross process {cross:.2f} ms, ratio {cross / same:.2f}")
+        report(f"delivery latency {name}, cross process via Redis ({latency_count} sends)", cross,
+               "ms", "none (the cost of crossing processes)", None, "same process, same sends",
+               same, cross / same)
+    return 0  # it ran; the figures are in the BENCH-RESULT lines (benchmarks/_report.py)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
