@@ -143,18 +143,6 @@ def delivery_latencies(pg_url: str, redis_url: str, count: int) -> tuple[np.ndar
     return local, remote
 
 
-def let_postgres_through_tmpdir() -> None:
-    """Let the ``postgres`` user traverse (not list) ``tempfile``'s directory when run as root.
-
-    As root, ``start_postgres`` runs ``initdb`` as ``postgres`` in a directory under
-    ``tempfile.gettempdir()``; the runner's ``TMPDIR`` is private (0700), so ``initdb`` would
-    fail with "Permission denied". Adds only the search bit for others; /tmp already has it.
-    """
-    if os.geteuid() == 0:
-        directory = tempfile.gettempdir()
-        os.chmod(directory, os.stat(directory).st_mode & 0o7777 | 0o001)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="200 durable sends, 100 per latency path")
@@ -164,7 +152,6 @@ def main() -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"settings: {count} durable sends per store in 10 alternating rounds over 200 users; "
           f"{latency_count} sends per latency path, 2 ms apart", flush=True)
-    let_postgres_through_tmpdir()
     with start_postgres() as pg, start_redis() as rd, tempfile.TemporaryDirectory() as tmp:
         sqlite_rate, pg_rate = durable_send_rates(pg.url, Path(tmp), count, users=200, rounds=10)
         print(f"durable sends/s: SQLite {sqlite_rate:,.0f} (baseline), PostgreSQL {pg_rate:,.0f}, "

@@ -153,6 +153,13 @@ class PostgresServer:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
+def _reachable_tmp() -> str:
+    """A temporary directory the ``postgres`` user can enter: ``tempfile``'s own unless it is
+    private (``TMPDIR`` pointing at a 0700 directory, as the benchmark runner's is), else ``/tmp``."""
+    directory = tempfile.gettempdir()
+    return directory if os.stat(directory).st_mode & 0o001 else "/tmp"
+
+
 def _as_postgres_user() -> tuple[list[str], str]:
     """The command prefix that runs a program as a non-root user, and that user's name."""
     if os.geteuid() != 0:
@@ -182,7 +189,7 @@ def start_postgres(timeout_s: float = 30.0) -> Iterator[PostgresServer]:
     """
     bindir = postgres_bindir()
     prefix, user = _as_postgres_user()
-    workdir = tempfile.mkdtemp(prefix="chatdesign-pg-")
+    workdir = tempfile.mkdtemp(prefix="chatdesign-pg-", dir=_reachable_tmp() if prefix else None)
     datadir = os.path.join(workdir, "data")
     if prefix:
         import pwd
