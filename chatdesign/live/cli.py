@@ -86,16 +86,20 @@ def add_subcommand(subparsers: Any) -> None:
 
 
 def progress_printer(stream: TextIO) -> ProgressCallback:
-    """A callback that prints ``simulating: segment k/n (p %)`` on one line, every 10 %."""
+    """A callback that prints ``simulating: segment k/n (p %)`` every 10 %: rewritten in place on
+    a terminal, as whole lines when the stream is a file or a pipe (a CI log, ``2> log``)."""
     last_tenth = [-1]
+    in_place = stream.isatty()
 
     def report(done: int, total: int) -> None:
         tenth = 10 * done // total
         if tenth != last_tenth[0]:
             last_tenth[0] = tenth
-            end = "\n" if done == total else ""
-            print(f"\rsimulating: segment {done}/{total} ({100 * done // total} %)",
-                  end=end, file=stream, flush=True)
+            line = f"simulating: segment {done}/{total} ({100 * done // total} %)"
+            if in_place:
+                print(f"\r{line}", end="\n" if done == total else "", file=stream, flush=True)
+            else:
+                print(line, file=stream, flush=True)
 
     return report
 

@@ -57,14 +57,29 @@ def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert refused_line.split()[-1] != "0"
 
 
-def test_progress_line_every_tenth() -> None:
-    stream = io.StringIO()
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_every_tenth_in_place_on_a_terminal() -> None:
+    stream = _Terminal()
     report = progress_printer(stream)
     for done in range(1, 21):
         report(done, 20)
     text = stream.getvalue()
-    assert text.count("\r") == 11
+    assert text.count("\r") == 11 and text.count("\n") == 1
     assert text.endswith("segment 20/20 (100 %)\n")
+
+
+def test_progress_writes_whole_lines_to_a_file() -> None:
+    stream = io.StringIO()
+    report = progress_printer(stream)
+    for done in range(1, 21):
+        report(done, 20)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and len(lines) == 11
+    assert lines[-1] == "simulating: segment 20/20 (100 %)"
 
 
 @pytest.mark.parametrize(
