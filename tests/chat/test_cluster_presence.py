@@ -1,7 +1,8 @@
 """Presence shared by three ``serve`` processes on one Redis (chatdesign/presence/cluster.py wired
 into ChatNetworkServer): a friend on another process hears a change, and when the process
 holding carol is killed with SIGKILL her friends on the other processes see her go offline
-within the grace period plus their tier's bound.
+within the grace period plus their tier's bound -- and online again, within their tier's bound,
+once her app has reconnected through another process.
 
 The nodes run with the hidden ``--presence-test-timings`` (beat every 0.5 s, offline 4 s after
 the last beat, group members told within 2 s). They share one SQLite file in one data directory
@@ -12,10 +13,7 @@ conversation, and SQLite is safe for several processes.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +24,9 @@ import pytest
 from chatdesign.chat import ChatServer
 from chatdesign.chat.auth import TokenAuthority, load_or_create_secret
 from chatdesign.chat.client import ChatClient
+from chatdesign.chat.loopback import ServerProcess
 from chatdesign.presence.cluster import TEST_PRESENCE_POLICY, owner_of
-from chatdesign.services import RedisServer, free_port
+from chatdesign.services import RedisServer
 
 pytestmark = [pytest.mark.redis]
 
@@ -38,7 +37,7 @@ SLACK = 1.5  # a 0.25 s presence tick on each hop, pub/sub and scheduling on a l
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
     data = tmp_path / "data"
     data.mkdir()
     with ChatServer(data / "chat.db") as chat:
@@ -46,31 +45,18 @@ def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[tuple[subp
             chat.register_user(user)
         chat.create_group("alice", ["bob", "carol"], "team")
     redis_url = f"redis://{redis_server.host}:{redis_server.port}/0"
-    started: list[tuple[subprocess.Popen[str], str]] = []
+    started: list[ServerProcess] = []
     try:
         for index, node in enumerate(NODES):
-            port = free_port()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "chatdesign", "serve", "--port", str(port), "--data", str(data),
-                 "--redis", redis_url, "--node-id", node, "--worker-id", str(index + 1),
-                 "--presence-test-timings"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            started.append((process, f"ws://127.0.0.1:{port}/ws"))
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert line.startswith("chat server listening on"), line + process.stderr.read() if process.stderr else ""
+            server = ServerProcess(data, extra_args=["--redis", redis_url, "--node-id", node,
+                                                     "--worker-id", str(index + 1), "--presence-test-timings"])
+            server.start()
+            started.append(server)
         yield started
     finally:
-        for process, _ in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process, _ in started:
-            try:
-                process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+        for server in started:
+            if server.running:
+                server.stop()
 
 
 async def wait_for_change(client: ChatClient, user: str, status: str, timeout_s: float) -> tuple[float, dict[str, Any]]:
@@ -89,14 +75,14 @@ async def wait_for_change(client: ChatClient, user: str, status: str, timeout_s:
     raise AssertionError(f"{client.user_id} never heard {user} go {status} within {timeout_s} s")
 
 
-def test_presence_crosses_processes_and_a_killed_process_users_go_offline(
-    nodes: list[tuple[subprocess.Popen[str], str]], tmp_path: Path
+def test_presence_crosses_processes_and_a_killed_process_users_go_offline_and_come_back(
+    nodes: list[ServerProcess], tmp_path: Path
 ) -> None:
     # carol connects to the node that owns her: killing it loses her connection *and* her timer
     doomed = NODES.index(owner_of("carol", NODES))
     others = [i for i in range(3) if i != doomed]
     alice_node, bob_node = others[0], others[1]
-    url = [ws for _, ws in nodes]
+    url = [server.ws_url for server in nodes]
     tokens = TokenAuthority(load_or_create_secret(tmp_path / "data"), time.time)
     token = {user: tokens.issue(user, "phone", 3600.0) for user in ("alice", "bob", "carol")}
 
@@ -112,10 +98,8 @@ def test_presence_crosses_processes_and_a_killed_process_users_go_offline(
                 async with ChatClient.connect(url[doomed], token["carol"], seed=3, backoff_max_s=0.5) as carol:
                     for friend in (alice, bob):
                         await wait_for_change(friend, "carol", "online", GROUP_BOUND + 2 * SLACK)
-                    process, _ = nodes[doomed]
-                    process.send_signal(signal.SIGKILL)  # no goodbye: carol's socket and timer die with it
+                    assert nodes[doomed].kill() == -signal.SIGKILL  # no goodbye: her socket and timer die with it
                     killed = time.time()
-                    process.communicate()
                     for friend in (alice, bob):
                         got_at, gone = await wait_for_change(
                             friend, "carol", "offline", GRACE + GROUP_BOUND + 3 * SLACK)
@@ -123,6 +107,13 @@ def test_presence_crosses_processes_and_a_killed_process_users_go_offline(
                         assert killed - TEST_PRESENCE_POLICY.heartbeat_interval_s - 0.5 <= gone["changed_at_s"] - GRACE
                         assert gone["changed_at_s"] - GRACE <= killed + 0.5
                         assert got_at - killed <= GRACE + GROUP_BOUND + SLACK
-                    assert carol.user_id == "carol"
+                    # her app reconnects through a live node (the load balancer's choice) and she is back
+                    carol.url = url[alice_node]
+                    await carol.wait_connected(timeout=15)
+                    back = time.time()
+                    for friend in (alice, bob):
+                        got_at, _ = await wait_for_change(friend, "carol", "online", GROUP_BOUND + 3 * SLACK)
+                        assert got_at - back <= GROUP_BOUND + 3 * SLACK
+                    assert carol.user_id == "carol" and carol.reconnects >= 1
 
     asyncio.run(scenario())
