@@ -52,6 +52,9 @@ from chatdesign.chat.store import (
     _pack_bucket,
     _row,
     _unpack_bucket,
+    add_straddling_cuts,
+    merge_hot_and_cold,
+    trim_bucket,
 )
 from chatdesign.chat.store import (
     _Transaction as _SQLiteTransaction,
@@ -395,30 +398,17 @@ class PostgresStore:
         order = "DESC" if window.newest_first else "ASC"
         upper = window.before_seq if window.before_seq is not None else 2**62
         params = (conversation_id, window.after_seq, upper)
-        found = [_message(r) for r in self._all(
+        hot = [_message(r) for r in self._all(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s AND seq > %s "
             f"AND seq < %s ORDER BY seq {order} LIMIT %s",
             (*params, window.limit),
         )]
-        taken = {m.seq for m in found}
-        cold: list[Message] = []
-        for (payload,) in self._all(
+        buckets = self._all(
             f"SELECT payload FROM {self.cold}.cold_buckets WHERE conversation_id = %s AND last_seq > %s "
             f"AND first_seq < %s ORDER BY first_seq {order}",
             params,
-        ):
-            inside = [
-                m for m in _unpack_bucket(conversation_id, bytes(payload))
-                if window.after_seq < m.seq < upper and m.seq not in taken
-            ]
-            taken.update(m.seq for m in inside)
-            cold += reversed(inside) if window.newest_first else inside
-            if len(cold) >= window.limit:
-                break
-        if cold:
-            found += cold
-            found.sort(key=lambda m: m.seq, reverse=window.newest_first)
-        return found[: window.limit]
+        )
+        return merge_hot_and_cold(hot, (p for (p,) in buckets), conversation_id, window)
 
     def last_message_id(self) -> int | None:
         """The largest message id ever stored here (hot, or remembered when retention removed it)."""
@@ -656,14 +646,11 @@ class PostgresStore:
             {"t": created_before},
         ):
             cuts[str(cid)] = max(cuts.get(str(cid), 0), int(seq))
-        for cid, payload in self._all(
+        add_straddling_cuts(cuts, ((cid, payload) for cid, payload in self._all(
             f"SELECT conversation_id, payload FROM {self.cold}.cold_buckets "
             "WHERE created_from < %(t)s AND created_to >= %(t)s",
             {"t": created_before},
-        ):
-            older = [m.seq for m in _unpack_bucket(str(cid), bytes(payload)) if m.created_at < created_before]
-            if older:
-                cuts[str(cid)] = max(cuts.get(str(cid), 0), max(older))
+        )), created_before)
         return dict(sorted(cuts.items()))
 
     def delete_through(self, conversation_id: str, seq: int) -> int:
@@ -705,14 +692,13 @@ class PostgresStore:
         )
         if partial is not None:  # rewrite the one bucket that straddles the cut
             bucket_id, payload = partial
-            messages = _unpack_bucket(conversation_id, bytes(payload))
-            kept = [m for m in messages if m.seq > seq]
+            trimmed = trim_bucket(conversation_id, payload, seq)
             self._connection.execute(
                 f"UPDATE {self.cold}.cold_buckets SET first_seq = %s, created_from = %s, payload = %s "
                 "WHERE bucket_id = %s",
-                (kept[0].seq, kept[0].created_at, _pack_bucket([_row(m) for m in kept]), bucket_id),
+                (trimmed.first_seq, trimmed.created_from, trimmed.payload, bucket_id),
             )
-            deleted += len(messages) - len(kept)
+            deleted += trimmed.removed
         return deleted
 
     def archive_through(self, conversation_id: str, seq: int) -> int:

@@ -46,8 +46,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol
@@ -250,6 +251,8 @@ def _pack_bucket(rows: Sequence[tuple[object, ...]]) -> bytes:
 
 
 def _unpack_bucket(conversation_id: str, payload: object) -> list[Message]:
+    if isinstance(payload, memoryview):
+        payload = payload.tobytes()
     assert isinstance(payload, bytes)
     return [
         _message((item[0], conversation_id, *item[1:]), cold=True)
@@ -261,6 +264,61 @@ def _row(message: Message) -> tuple[object, ...]:
     m = message
     return (m.message_id, m.conversation_id, m.seq, m.sender_id, m.content, m.created_at,
             m.client_message_id, ",".join(m.attachments))
+
+
+def merge_hot_and_cold(
+    hot: list[Message], cold_payloads: Iterable[object], conversation_id: str, window: HistoryWindow
+) -> list[Message]:
+    """A history page from the hot rows already read and the cold buckets overlapping the window
+    (in the window's order): up to ``window.limit`` messages, the hot copy winning a duplicate
+    left by an interrupted archive. Shared by every store's :meth:`ChatStore.messages`."""
+    upper = window.before_seq if window.before_seq is not None else 2**62
+    taken = {m.seq for m in hot}
+    cold: list[Message] = []
+    for payload in cold_payloads:
+        inside = [
+            m for m in _unpack_bucket(conversation_id, payload)
+            if window.after_seq < m.seq < upper and m.seq not in taken
+        ]
+        taken.update(m.seq for m in inside)
+        cold += reversed(inside) if window.newest_first else inside
+        if len(cold) >= window.limit:
+            break
+    found = hot
+    if cold:
+        found = hot + cold
+        found.sort(key=lambda m: m.seq, reverse=window.newest_first)
+    return found[: window.limit]
+
+
+def add_straddling_cuts(
+    cuts: dict[str, int], straddling: Iterable[tuple[object, object]], created_before: float
+) -> None:
+    """Raise ``cuts`` (conversation -> last seq before the time) with the messages older than
+    ``created_before`` inside buckets that straddle it ((conversation_id, payload) pairs)."""
+    for cid, payload in straddling:
+        older = [m.seq for m in _unpack_bucket(str(cid), payload) if m.created_at < created_before]
+        if older:
+            cuts[str(cid)] = max(cuts.get(str(cid), 0), max(older))
+
+
+@dataclass(frozen=True)
+class TrimmedBucket:
+    """A cold bucket after deleting its messages up to a seq: its new first seq, first time and
+    payload, and how many messages went."""
+
+    first_seq: int
+    created_from: float
+    payload: bytes
+    removed: int
+
+
+def trim_bucket(conversation_id: str, payload: object, through_seq: int) -> TrimmedBucket:
+    """The bucket that straddles a retention cut, without its messages up to ``through_seq``."""
+    messages = _unpack_bucket(conversation_id, payload)
+    kept = [m for m in messages if m.seq > through_seq]
+    return TrimmedBucket(kept[0].seq, kept[0].created_at, _pack_bucket([_row(m) for m in kept]),
+                         len(messages) - len(kept))
 
 
 class _Transaction:
@@ -560,7 +618,6 @@ class SQLiteStore:
             f"AND seq < ? ORDER BY seq {order} LIMIT ?",
             params,
         ).fetchall()
-        found = [_message(r) for r in rows]
         # The cold store holds each conversation's oldest messages: look there too (one probe
         # of the bucket index, usually empty) and merge; a hot copy wins if an interrupted
         # archive left both.
@@ -569,21 +626,7 @@ class SQLiteStore:
             f"AND first_seq < ? ORDER BY first_seq {order}",
             params[:3],
         )
-        taken = {m.seq for m in found}
-        cold: list[Message] = []
-        for (payload,) in buckets:
-            inside = [
-                m for m in _unpack_bucket(conversation_id, payload)
-                if window.after_seq < m.seq < upper and m.seq not in taken
-            ]
-            taken.update(m.seq for m in inside)
-            cold += reversed(inside) if window.newest_first else inside
-            if len(cold) >= window.limit:
-                break
-        if cold:
-            found += cold
-            found.sort(key=lambda m: m.seq, reverse=window.newest_first)
-        return found[: window.limit]
+        return merge_hot_and_cold([_message(r) for r in rows], (p for (p,) in buckets), conversation_id, window)
 
     def last_message_id(self) -> int | None:
         """The largest message id ever stored here (hot, or remembered when retention removed
@@ -842,10 +885,7 @@ class SQLiteStore:
             "WHERE created_from < :t AND created_to >= :t",
             {"t": created_before},
         ).fetchall()
-        for cid, payload in straddling:
-            older = [m.seq for m in _unpack_bucket(str(cid), payload) if m.created_at < created_before]
-            if older:
-                cuts[str(cid)] = max(cuts.get(str(cid), 0), max(older))
+        add_straddling_cuts(cuts, straddling, created_before)
         return dict(sorted(cuts.items()))
 
     def delete_through(self, conversation_id: str, seq: int) -> int:
@@ -889,15 +929,13 @@ class SQLiteStore:
         )
         if partial is not None:  # rewrite the one bucket that straddles the cut
             bucket_id, payload = partial
-            messages = _unpack_bucket(conversation_id, payload)
-            kept = [m for m in messages if m.seq > seq]
+            trimmed = trim_bucket(conversation_id, payload, seq)
             self._connection.execute(
                 "UPDATE cold.cold_buckets SET first_seq = ?, created_from = ?, payload = ? "
                 "WHERE bucket_id = ?",
-                (kept[0].seq, kept[0].created_at, _pack_bucket([_row(m) for m in kept]),
-                 bucket_id),
+                (trimmed.first_seq, trimmed.created_from, trimmed.payload, bucket_id),
             )
-            deleted += len(messages) - len(kept)
+            deleted += trimmed.removed
         return deleted
 
     def archive_through(self, conversation_id: str, seq: int) -> int:
