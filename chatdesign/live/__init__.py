@@ -25,6 +25,7 @@ from chatdesign.live.arrivals import (
     segment_arrivals,
 )
 from chatdesign.live.cache import CacheOutcome, CacheStats, CoalescingCache, LruByteCache
+from chatdesign.live.faults import SlowLink
 from chatdesign.live.forecast import evaluate_forecasts, fit_growth, push_cost, push_decision
 from chatdesign.live.loadtest import Scenario, Slo, check_slos, replay_log, run_scenario
 from chatdesign.live.oracle import simulate_live_simpy
@@ -87,6 +88,7 @@ __all__ = [
     "Scenario",
     "SegmentArrivals",
     "Slo",
+    "SlowLink",
     "StreamRequests",
     "Trace",
     "Video",

@@ -48,6 +48,7 @@ from typing import Final, Literal
 import numpy as np
 
 from chatdesign.checks import check_number, check_whole
+from chatdesign.live.faults import SlowLink
 from chatdesign.live.topology import PathDelays
 
 MIN_SEGMENT_S = 0.1
@@ -98,6 +99,7 @@ class LiveScenario:
     clock_offset_s: float = 0.0
     traffic_seed: int | None = None
     queueing: bool = False
+    slow_link: SlowLink | None = None
 
     def __post_init__(self) -> None:
         check_whole(self.viewers, "viewers", minimum=1)
@@ -150,6 +152,10 @@ class LiveScenario:
         check_number(self.ramp_s, "ramp_s", minimum=0)
         check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
         check_number(self.zipf_exponent, "zipf_exponent", minimum=0)
+        if self.slow_link is not None:
+            if not isinstance(self.slow_link, SlowLink):
+                raise ValueError(f"slow_link must be a SlowLink or None, got {self.slow_link!r}")
+            self.slow_link.check_against(self.pops, self.origin_caches)
 
     @property
     def segments(self) -> int:

@@ -18,10 +18,16 @@ failure argument. The limits of each transformation:
   the second phase starts with cold caches, which is what a failover to another site costs.
 - ``capacity_cut``: from ``fail_at_s`` each PoP serves ``capacity_factor`` of its capacity (a
   slowed or half-failed PoP), overflow refused.
+- ``link_slowed``: from ``fail_at_s`` the link named by ``slow_link`` (a
+  :class:`~chatdesign.live.faults.SlowLink`; by default every edge → origin-cache link at 4x
+  its delay) is slowed, through ``simulate_live``'s ``slow_link``. An edge miss then takes
+  ``2 x (factor - 1) x edge_origin_s`` longer, and so do the requests coalesced behind it;
+  hits do not change. Caught by the latency checks: ``p99 latency`` over all requests, and
+  ``p99 miss latency`` (requests answered past the edge, :attr:`Slo.miss_p99_ms`), which moves
+  even when misses are too few to reach the overall p99.
 
 Each phase is one ``simulate_live`` run; the second phase's seconds are shifted by ``fail_at_s``
-so a report's times are the stream's. A slowed network link cannot be expressed through the
-current arguments (the path delays are built inside the simulation) and is not offered.
+so a report's times are the stream's.
 
 Replay (:func:`replay_log`): a recorded request log (send times in seconds) played at ``k`` x
 speed, binned per second against a capacity: the shadow-traffic test that tells how much headroom
@@ -33,26 +39,34 @@ Taught in ``notebooks/10_load_prediction_and_testing.ipynb``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
 
 from chatdesign.checks import check_fraction, check_number, check_whole
-from chatdesign.live.result import LiveResult, percentile_ms
+from chatdesign.live.faults import SlowLink
+from chatdesign.live.result import LAYERS, LiveResult, percentile_ms
 from chatdesign.live.simulate import simulate_live
 
-__all__ = ["Scenario", "Slo", "SloReport", "check_slos", "replay_log", "run_scenario"]
+__all__ = ["DEFAULT_SLOW_LINK", "FAILURES", "Scenario", "Slo", "SloReport", "check_slos", "replay_log",
+           "run_scenario"]
 
 Shape = Literal["steady", "flash_crowd", "linear_ramp"]
-Failure = Literal["none", "pop_down", "origin_cache_down", "capacity_cut"]
+Failure = Literal["none", "pop_down", "origin_cache_down", "capacity_cut", "link_slowed"]
+FAILURES: tuple[Failure, ...] = ("none", "pop_down", "origin_cache_down", "capacity_cut", "link_slowed")
+"""The failures a :class:`Scenario` can inject."""
+DEFAULT_SLOW_LINK: Final = SlowLink("edge_origin", delay_factor=4.0)
+"""The ``link_slowed`` failure's link unless a scenario names one: every PoP's edge →
+origin-cache link at 4x its delay (a congested or rerouted backbone path)."""
 
 
 @dataclass(frozen=True)
 class Scenario:
     """One load test: ``viewers`` for ``duration_s`` with a load ``shape`` and a ``failure`` at
     ``fail_at_s``. ``pop_capacity_rps`` (``None``: unlimited) and ``capacity_factor`` (for
-    ``capacity_cut``) size the PoPs; other settings are ``simulate_live``'s defaults."""
+    ``capacity_cut``) size the PoPs; ``slow_link`` is the link ``link_slowed`` slows
+    (:data:`DEFAULT_SLOW_LINK` by default); other settings are ``simulate_live``'s defaults."""
 
     viewers: int
     duration_s: float
@@ -65,15 +79,15 @@ class Scenario:
     pop_capacity_rps: float | None = None
     capacity_factor: float = 0.5
     seed: int = 0
+    slow_link: SlowLink = DEFAULT_SLOW_LINK
 
     def __post_init__(self) -> None:
         check_whole(self.viewers, "viewers", minimum=1)
         check_number(self.duration_s, "duration_s", positive=True)
         if self.shape not in ("steady", "flash_crowd", "linear_ramp"):
             raise ValueError(f"shape must be 'steady', 'flash_crowd' or 'linear_ramp', got {self.shape!r}")
-        if self.failure not in ("none", "pop_down", "origin_cache_down", "capacity_cut"):
-            raise ValueError("failure must be 'none', 'pop_down', 'origin_cache_down' or 'capacity_cut', "
-                             f"got {self.failure!r}")
+        if self.failure not in FAILURES:
+            raise ValueError(f"failure must be one of {', '.join(map(repr, FAILURES))}, got {self.failure!r}")
         check_number(self.ramp_s, "ramp_s", minimum=0)
         check_number(self.fail_at_s, "fail_at_s", minimum=0)
         check_whole(self.pops, "pops", minimum=1)
@@ -85,6 +99,9 @@ class Scenario:
             raise ValueError("pop_down needs at least 3 PoPs (2 remain, so overflow can spill)")
         if self.failure == "capacity_cut" and self.pop_capacity_rps is None:
             raise ValueError("capacity_cut needs a pop_capacity_rps to cut")
+        if not isinstance(self.slow_link, SlowLink):
+            raise ValueError(f"slow_link must be a SlowLink, got {self.slow_link!r}")
+        self.slow_link.check_against(self.pops, self.origin_caches)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,38 +118,50 @@ def run_scenario(scenario: Scenario) -> list[Phase]:
     ramp = {"steady": 0.0, "flash_crowd": scenario.ramp_s, "linear_ramp": scenario.duration_s}[scenario.shape]
     overflow: Literal["spill", "refuse"] = "refuse"
 
-    def run(duration_s: float, pops: int, origin_caches: int, capacity: float | None, ramp_s: float) -> LiveResult:
+    def run(duration_s: float, pops: int, origin_caches: int, capacity: float | None, ramp_s: float,
+            slow_link: SlowLink | None = None) -> LiveResult:
         return simulate_live(scenario.viewers, duration_s, pops=pops, origin_caches=origin_caches,
-                             pop_capacity_rps=capacity, seed=scenario.seed, overflow=overflow, ramp_s=ramp_s)
+                             pop_capacity_rps=capacity, seed=scenario.seed, overflow=overflow, ramp_s=ramp_s,
+                             slow_link=slow_link)
 
     if scenario.failure == "none":
         return [Phase("whole run", 0.0, run(scenario.duration_s, scenario.pops, scenario.origin_caches,
                                             scenario.pop_capacity_rps, ramp))]
     before = run(scenario.fail_at_s, scenario.pops, scenario.origin_caches, scenario.pop_capacity_rps, ramp)
     pops, origins, capacity = scenario.pops, scenario.origin_caches, scenario.pop_capacity_rps
+    slow_link = None
     if scenario.failure == "pop_down":
         pops -= 1
     elif scenario.failure == "origin_cache_down":
         origins = max(1, origins - 1)
+    elif scenario.failure == "link_slowed":
+        slow_link = scenario.slow_link
     else:
         assert capacity is not None
         capacity *= scenario.capacity_factor
     # viewers still joining after the failure keep joining over what is left of the ramp
     remaining_ramp = max(0.0, ramp - scenario.fail_at_s)
-    after = run(scenario.duration_s - scenario.fail_at_s, pops, origins, capacity, remaining_ramp)
+    after = run(scenario.duration_s - scenario.fail_at_s, pops, origins, capacity, remaining_ramp, slow_link)
     return [Phase("before failure", 0.0, before), Phase(f"after {scenario.failure}", scenario.fail_at_s, after)]
 
 
 @dataclass(frozen=True)
 class Slo:
-    """Service-level objectives: latency percentile limit (ms), refused share, origin load."""
+    """Service-level objectives: latency percentile limits (ms), refused share, origin load.
+
+    ``p99_ms`` limits the p99 latency of all requests; ``miss_p99_ms`` (``None``: not checked)
+    the p99 of the requests answered past the edge (origin cache or origin server), which a
+    slowed upstream link moves even when misses are too few to reach the overall p99."""
 
     p99_ms: float = 200.0
     max_refused_ratio: float = 0.0
     max_origin_server_rps: float | None = None
+    miss_p99_ms: float | None = None
 
     def __post_init__(self) -> None:
         check_number(self.p99_ms, "p99_ms", positive=True)
+        if self.miss_p99_ms is not None:
+            check_number(self.miss_p99_ms, "miss_p99_ms", positive=True)
         check_fraction(self.max_refused_ratio, "max_refused_ratio")
         if self.max_origin_server_rps is not None:
             check_number(self.max_origin_server_rps, "max_origin_server_rps", minimum=0)
@@ -157,7 +186,9 @@ class SloReport:
 def check_slos(phases: list[Phase], slo: Slo | None = None) -> SloReport:
     """Check every phase of a run against ``slo`` (default :class:`Slo`).
 
-    Rows: ``p99 latency`` (over all requests of a phase; its time is the phase), ``refused``
+    Rows: ``p99 latency`` (over all requests of a phase; its time is the phase), ``p99 miss
+    latency`` (requests answered past the edge, when ``miss_p99_ms`` is set; a phase without
+    misses passes), ``refused``
     (seconds in which requests were refused above the allowed share), ``origin server load``
     (seconds above ``max_origin_server_rps``). ``when_s`` lists stream seconds (first ten).
     """
@@ -170,6 +201,12 @@ def check_slos(phases: list[Phase], slo: Slo | None = None) -> SloReport:
         p99 = percentile_ms(result.latency_histogram.sum(axis=0), 99.0)
         rows.append({"check": f"p99 latency ({phase.name})", "value": p99, "limit": chosen.p99_ms,
                      "passed": bool(p99 <= chosen.p99_ms), "when_s": [] if p99 <= chosen.p99_ms else [shift]})
+        if chosen.miss_p99_ms is not None:
+            past_edge = result.latency_histogram[LAYERS.index("edge") + 1:].sum(axis=0)
+            miss_p99 = percentile_ms(past_edge, 99.0)
+            ok = bool(past_edge.sum() == 0 or miss_p99 <= chosen.miss_p99_ms)
+            rows.append({"check": f"p99 miss latency ({phase.name})", "value": miss_p99,
+                         "limit": chosen.miss_p99_ms, "passed": ok, "when_s": [] if ok else [shift]})
         series = result.per_second
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(series["requests"] > 0, series["refused"] / series["requests"].clip(lower=1), 0.0)

@@ -70,6 +70,7 @@ from chatdesign.live.arrivals import (
     segment_arrivals,
 )
 from chatdesign.live.exercises import diagnose
+from chatdesign.live.faults import SlowLink
 from chatdesign.live.queueing import fifo_finish_times
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
@@ -120,10 +121,13 @@ class PathTimes:
 
 
 def scenario_paths(scenario: LiveScenario) -> tuple[PathDelays, PathTimes]:
-    """The topology of ``scenario`` (seeded by its ``seed``) as delays and path times."""
+    """The topology of ``scenario`` (seeded by its ``seed``) as delays and path times, with its
+    ``slow_link`` (if any) applied: the one place both simulations read the paths from."""
     graph = build_topology(scenario.pops, origin_caches=scenario.origin_caches,
                            seed=scenario.seed, zipf_exponent=scenario.zipf_exponent)
     delays = path_delays(graph)
+    if scenario.slow_link is not None:
+        delays = scenario.slow_link.apply(delays)
     return delays, PathTimes.from_delays(delays)
 
 
@@ -520,6 +524,7 @@ def simulate_live(
     traffic_seed: int | None = None,
     queueing: bool = False,
     progress: ProgressCallback | None = None,
+    slow_link: SlowLink | None = None,
 ) -> LiveResult:
     """Simulate ``viewers`` watching one live stream for ``duration_s`` seconds (vectorised).
 
@@ -542,7 +547,9 @@ def simulate_live(
     and, unless ``traffic_seed`` is given, the traffic. ``ramp_s``: viewers join uniformly over
     this many seconds (a flash crowd); ``bitrate_kbps`` sizes segments for push bytes;
     ``zipf_exponent`` skews viewers over PoPs.
-    ``progress(done, total)`` is called after each segment.
+    ``progress(done, total)`` is called after each segment. ``slow_link``: a
+    :class:`~chatdesign.live.faults.SlowLink` (one link slowed at some PoPs or origin caches:
+    its delays, and for the player-facing link its bandwidth, scaled) or None.
 
     Memory is a handful of arrays of ``viewers`` floats (one segment at a time). Raises
     ``ValueError`` for invalid inputs (see :class:`~chatdesign.live.arrivals.LiveScenario`).
@@ -554,7 +561,7 @@ def simulate_live(
         herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
         bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
         playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
-        traffic_seed=traffic_seed, queueing=queueing,
+        traffic_seed=traffic_seed, queueing=queueing, slow_link=slow_link,
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}")
