@@ -8,8 +8,8 @@ seconds it happened in.
 Load shapes: ``steady`` (everyone watching from the start), ``flash_crowd`` (everyone joins within
 ``ramp_s``, ``simulate_live``'s ``ramp_s``), ``linear_ramp`` (joins spread over the whole run).
 
-Failures are injected by transforming the inputs, because ``simulate_live`` takes no topology or
-failure argument. The limits of each transformation:
+Failures are injected by transforming the inputs, because ``simulate_live`` takes no topology
+argument (its ``slow_link`` is the one failure it knows). The limits of each transformation:
 
 - ``pop_down``: from ``fail_at_s`` the stream runs on ``pops - 1`` PoPs with the same viewers. The
   topology is rebuilt from the same seed with one PoP fewer, so PoP positions and shares change
@@ -20,9 +20,10 @@ failure argument. The limits of each transformation:
   slowed or half-failed PoP), overflow refused.
 - ``link_slowed``: from ``fail_at_s`` the link named by ``slow_link`` (a
   :class:`~chatdesign.live.faults.SlowLink`; by default every edge → origin-cache link at 4x
-  its delay) is slowed, through ``simulate_live``'s ``slow_link``. An edge miss then takes
-  ``2 x (factor - 1) x edge_origin_s`` longer, and so do the requests coalesced behind it;
-  hits do not change. Caught by the latency checks: ``p99 latency`` over all requests, and
+  its delay) is slowed, through ``simulate_live``'s ``slow_link``. Every edge miss's round trip
+  over that link takes ``2 x (factor - 1) x edge_origin_s`` longer (its latency exactly that
+  much more when it is also the origin cache's first miss), the requests coalesced behind it
+  wait for it, and hits do not change. Caught by the latency checks: ``p99 latency`` over all requests, and
   ``p99 miss latency`` (requests answered past the edge, :attr:`Slo.miss_p99_ms`), which moves
   even when misses are too few to reach the overall p99.
 

@@ -25,7 +25,7 @@ def plain_hits_by_hand(scenario: LiveScenario, edge_origin_s: float) -> int:
     """Requests that reach the edge after the segment's one miss is back: ``a >= F`` with
     ``F = first arrival + 2 x edge->origin + 2 x origin->server`` (PathDelays, unslowed, plus
     the slowed edge->origin delay given)."""
-    delays, _ = scenario_paths(LiveScenario(**{**ONE_POP}))
+    delays, _ = scenario_paths(LiveScenario(**ONE_POP))
     hits = 0
     for arrivals in segment_arrivals(scenario, delays):
         arrive = arrivals.send_s + delays.player_edge_s[0]
