@@ -458,6 +458,7 @@ class ChatClient:
         self._own_waiting.setdefault(cid, {})[message.seq] = message
         self._take_own_waiting(cid)
         if cid in self._own_waiting:  # a gap before it: fetch what is missing
+            self.gaps_resynced += 1
             self._want_resync()
 
     def _take_own_waiting(self, conversation_id: str) -> None:

@@ -18,7 +18,9 @@ queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
   connected device of its members -- except the connection that sent it: that device gets the
   ``ack`` (ids, ``seq``, time) and builds the message itself from what it sent
   (:class:`~chatdesign.chat.client.ChatClient` and the web page do), keeping its positions
-  contiguous. The sender's *other* devices get the push as usual.
+  contiguous. The sender's *other* devices get the push as usual. After a batch commits,
+  its messages go out in commit order, each one's ack and then its pushes, so every
+  connection hears of a conversation's messages in ``seq`` order (no false gaps to resync).
 - **Delivery acks** (``delivered`` frames, cumulative up to a ``seq``) are coalesced: per
   device and conversation only the highest waiting one is written, all of them in one
   transaction after each send batch. An ack refused there (beyond the conversation's last
@@ -332,6 +334,7 @@ class ChatNetworkServer:
         self._pending: list[tuple[_Client, Send]] = []
         self._pending_acks: dict[tuple[str, str, str], list[tuple[_Client, DeliveryAck]]] = {}
         self._sending: dict[tuple[str, str], _Client] = {}
+        self._held_pushes: list[tuple[tuple[str, ...], Message]] | None = None
         self._presence_dirty = False
         self._deferred_beats: dict[tuple[str, str], bool] = {}
         self._wakeup: asyncio.Event | None = None
@@ -514,7 +517,12 @@ class ChatNetworkServer:
 
     def _deliver_message(self, user_ids: tuple[str, ...], message: Message) -> None:
         """Push a committed message (encoded once) to every connection of ``user_ids`` but the
-        one that sent it (it has the ack; see the module docstring)."""
+        one that sent it (it has the ack; see the module docstring). During a batch's commit
+        the pushes wait and go out in commit order, each after its own ack (see
+        :meth:`_commit_once`), so every device hears of a conversation's messages in seq order."""
+        if self._held_pushes is not None:
+            self._held_pushes.append((user_ids, message))
+            return
         sender = self._sending.get((message.sender_id, message.client_message_id))
         text = encode(message_frame(message))
         for user_id in user_ids:
@@ -674,25 +682,37 @@ class ChatNetworkServer:
             return
         sends = [send_request(client.identity, request) for client, request in batch]
         self._sending = {(client.identity.user_id, request.client_message_id): client for client, request in batch}
+        held: list[tuple[tuple[str, ...], Message]] = []
+        self._held_pushes = held
         try:
             results = await self.call(lambda chat: chat.send_batch(sends))
         except Exception as error:
             log.exception("a batch of %d sends failed to commit", len(batch))
             for client, request in batch:
                 client.push(error_frame(error, request.request_id))
+            self._sending = {}
             return
         finally:
-            self._sending = {}
+            self._held_pushes = None
         self.stats.batches += 1
         new_conversation = False
+        # in commit order, each message's ack and then its pushes: every connection hears of a
+        # conversation's messages in seq order, its own (acks) included
+        pushes = {(message.sender_id, message.client_message_id): (user_ids, message) for user_ids, message in held}
         for (client, request), result in zip(batch, results, strict=True):
             if isinstance(result, Message):
                 self.stats.committed_sends += 1
                 client.push(ack_frame(request, result))
                 new_conversation |= result.seq == 1
+                push = pushes.pop((result.sender_id, result.client_message_id), None)
+                if push is not None:
+                    self._deliver_message(*push)
             else:
                 self.stats.refused_frames += 1
                 client.push(error_frame(result, request.request_id))
+        for user_ids, message in pushes.values():  # none expected: every push has its send
+            self._deliver_message(user_ids, message)
+        self._sending = {}
         if new_conversation:
             self._presence_dirty = True  # new friends: rebuilt at the next presence tick
 
