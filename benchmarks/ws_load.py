@@ -19,32 +19,37 @@ this one, so the server gets a core of its own on a two-core machine.
    the connections, next to Xu's 10 KB per connection (kernel socket buffers are not in RSS).
    The open-file limit is raised with ``resource`` in both processes.
 
-Where the time goes (cProfile of the server process at saturation, ``--quick``; details in
-the printed lines, which measure each process's CPU over the timed window with ``/proc``):
+Where the time goes (cProfile of the server process at saturation with ``--quick``; the
+printed lines measure each process's CPU over the timed window from ``/proc``):
 
-- Before this profile the server did about six frames per message: the send, its ack, the
-  push to the recipient, a push of the message back to the sending device, and a delivery
-  ack from each. Now the sending connection gets only the ack (the client builds its own
-  message from it; :mod:`chatdesign.chat.ws`), and pushes go out in commit order after each
-  ack, so no client sees a false gap and resyncs: four frames per message.
-- What is left per message: the store (:meth:`ChatServer.send_batch` and
-  :meth:`ChatServer.ack_deliveries`: validation, snowflake ids, five SQL statements a send,
-  five an ack) about 40 % of the server's CPU, the four frames through ``websockets`` and
-  asyncio about 40 %, JSON and the protocol's checks the rest. Commits are not the cost:
-  batches of about 100 sends take one fsync each.
-- The ceiling is printed: an echo server spends E us per echoed frame (one in, one out); the
-  chat server needs at least four frames and the store's time S per message (measured in
-  the same run, in process), so chat / echo <= E / (2E + S). With E about 80 us and S about
-  200 us on the development machine that is about 0.2: the 0.5x goal cannot be met by a
-  server that stores each message durably and acknowledges it, whatever its transport code.
-- Group commit: its ratio to one commit per message is bounded by
-  (CPU + commit) / (CPU + commit / batch), printed with the measured terms. A 4 KiB
-  write+fsync costs about 0.2 ms on this disk and the CPU per send is about 0.5 ms, so the
-  ceiling is about 1.4x; 5x needs a commit at least four times the CPU per send.
-- Clients: the chat clients are the real :class:`~chatdesign.chat.client.ChatClient` (more
-  work per message than the echo clients' bare sockets); the printed CPU shares show which
-  process saturates. On a two-core machine the server gets one core and the clients the
-  other; the CPU per message, not the raw rate, is the comparison that does not depend on it.
+- The server used to send about three frames per message and take two: the send, its ack, the
+  push to the recipient, a push of the message back to the sending device, and delivery acks.
+  Now the sending connection gets only the ack (the client builds its own message from it;
+  :mod:`chatdesign.chat.ws`) and, after a batch commits, each message's ack goes out before
+  its pushes, so no client sees a false gap and resyncs: 2.1 frames out and 2.1 in per message.
+  Encoding a frame costs half what it did (one JSON encoder, made once).
+- What is left of the server's busy time, per message: the store
+  (:meth:`ChatServer.send_batch` + :meth:`ChatServer.ack_deliveries`: validation, ids, five SQL
+  statements a send and five an ack) about a third; frames out through ``websockets`` about a
+  fifth; frames in about an eighth; the protocol's checks and JSON about a tenth; asyncio's
+  scheduling the rest. Commits are not the cost: batches of about 100 sends share one fsync.
+  A writer thread for the commits was not built for that reason (and because every SQLite
+  call from a second thread waits for the event loop's GIL; see :mod:`chatdesign.chat.ws`).
+- Ceiling of chat / echo, printed with the terms measured in the run: an echo server spends E
+  us per echoed frame (one in, one out); the chat server needs four frames and the store's
+  time S per message (measured in process, no network), so chat / echo <= E / (2E + S). With
+  E about 80 us and S about 240 us that is about 0.2: the 0.5x goal cannot be met by a server
+  that stores each message durably and acknowledges it, whatever its transport code.
+- Ceiling of group commit / one commit per message: (c + k) / (c + k / batch), where c is the
+  server's CPU per send and k what a commit of its own adds (a send committed alone against one
+  in a batch, in process). With c about 0.5 ms and k about 0.7 ms (a 4 KiB write+fsync is about
+  0.15 ms on this disk; WAL FULL writes and syncs more than that) the ceiling is about 2.3x:
+  5x needs k >= 4c, a slower disk or much cheaper per-message work, not more batching.
+- Clients: the chat clients are the real :class:`~chatdesign.chat.client.ChatClient`, which
+  does more per message than the echo clients' bare sockets; the printed CPU shares show which
+  process is busy. On two cores shared with other work neither process gets a whole core, so
+  the raw rates move with the machine's load; the server CPU per message and the ceilings
+  built from it are the comparison that does not.
 
 Run: ``.venv/bin/python benchmarks/ws_load.py`` (``--quick``: the same phases with 200 clients,
 2,000 idle connections and 4 s per phase; chat and echo, group and single commits always with
@@ -68,6 +73,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,26 +153,50 @@ def fsync_ms(directory: Path, rounds: int = 200) -> float:
     return float(np.median(costs) * 1000)
 
 
-def storage_us_per_message(directory: Path, pairs: int = 100, rounds: int = 10) -> float:
-    """CPU + I/O time (us) the core spends per delivered message with no network at all:
-    :meth:`ChatServer.send_batch` (``2 * pairs`` sends a batch, synchronous=FULL) plus
-    :meth:`ChatServer.ack_deliveries` for each message's recipient, in this process, on a
-    database of its own in ``directory``. The floor under the chat server's work per message."""
+@dataclass(frozen=True)
+class StoreProbe:
+    """The core's own time (us, CPU and I/O, in this process, no network) on a database of its
+    own, synchronous=FULL: a send in a batch of ``2 * pairs``, a delivery ack in a batch, and a
+    send committed alone (``send_batch`` of one: its own transaction and fsync)."""
+
+    batched_send_us: float
+    batched_ack_us: float
+    lone_send_us: float
+
+    @property
+    def per_message_us(self) -> float:
+        """The floor under the chat server's work per delivered message: a send and an ack."""
+        return self.batched_send_us + self.batched_ack_us
+
+    @property
+    def commit_us(self) -> float:
+        """What committing alone adds to a send: its transaction and fsync."""
+        return max(0.0, self.lone_send_us - self.batched_send_us)
+
+
+def probe_store(directory: Path, pairs: int = 100, rounds: int = 10, lone: int = 200) -> StoreProbe:
+    """Measure :class:`StoreProbe` on ``storage-probe.db`` in ``directory`` (removed after)."""
     users = 2 * pairs
     with ChatServer(directory / "storage-probe.db", synchronous="FULL") as chat:
         for i in range(users):
             chat.register_user(f"p{i}")
         chat.send_batch([(f"p{i}", f"p{i ^ 1}", "w", f"warm{i}", ()) for i in range(users)])
-        started = time.perf_counter()
+        send_s = ack_s = 0.0
         for r in range(rounds):
+            started = time.perf_counter()
             sent = chat.send_batch([(f"p{i}", f"p{i ^ 1}", "x" * CONTENT_CHARS, f"k{r}-{i}", ())
                                     for i in range(users)])
+            between = time.perf_counter()
             chat.ack_deliveries([(f"p{i ^ 1}", "d", m.conversation_id, m.seq)
                                  for i, m in enumerate(sent) if not isinstance(m, Exception)])
-        elapsed = time.perf_counter() - started
+            send_s, ack_s = send_s + between - started, ack_s + time.perf_counter() - between
+        started = time.perf_counter()
+        for n in range(lone):
+            chat.send_batch([(f"p{n % users}", f"p{n % users ^ 1}", "x" * CONTENT_CHARS, f"lone{n}", ())])
+        lone_s = time.perf_counter() - started
     for suffix in ("", "-wal", "-shm", ".cold", ".cold-wal", ".cold-shm"):
         (directory / f"storage-probe.db{suffix}").unlink(missing_ok=True)
-    return elapsed / (rounds * users) * 1e6
+    return StoreProbe(send_s / (rounds * users) * 1e6, ack_s / (rounds * users) * 1e6, lone_s / lone * 1e6)
 
 
 def rss_bytes(pid: int) -> int:
@@ -247,6 +277,16 @@ async def open_clients(url: str, tokens: list[str], seed: int) -> list[ChatClien
     return clients
 
 
+async def loop_lag(seconds: float, lags: list[float]) -> None:
+    """How late this process's event loop wakes a 10 ms sleep (s), over ``seconds``: the part of
+    a measured latency that is the clients' own queueing, not the server's."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(time.perf_counter() - started - 0.01)
+
+
 async def metered(meter: CpuMeter | None, seconds: float) -> None:
     """Measure both processes' CPU over the next ``seconds`` (the timed window of a phase)."""
     if meter is None:
@@ -256,9 +296,11 @@ async def metered(meter: CpuMeter | None, seconds: float) -> None:
 
 
 async def chat_load(url: str, tokens: list[str], seconds: float, interval_s: float | None,
-                    seed: int, meter: CpuMeter | None = None) -> tuple[int, np.ndarray]:
+                    seed: int, meter: CpuMeter | None = None,
+                    lags: list[float] | None = None) -> tuple[int, np.ndarray]:
     """Delivered messages and send->delivery latencies (s) with len(tokens) clients in pairs.
-    ``interval_s=None``: one send in flight per client (saturation); else one send per interval."""
+    ``interval_s=None``: one send in flight per client (saturation); else one send per interval.
+    ``lags`` collects the client process's event-loop lag meanwhile (:func:`loop_lag`)."""
     clients = await open_clients(url, tokens, seed)
     partner = {i: i ^ 1 for i in range(len(clients))}
     latencies: list[float] = []
@@ -284,8 +326,9 @@ async def chat_load(url: str, tokens: list[str], seconds: float, interval_s: flo
                 if message.sender_id != own:
                     latencies.append(time.perf_counter() - float(message.content))
 
+    lag_s, lag_into = (0.0, []) if lags is None else (seconds, lags)
     await asyncio.gather(*(sender(i) for i in range(len(clients))), *(receiver(i) for i in range(len(clients))),
-                         metered(meter, seconds))
+                         metered(meter, seconds), loop_lag(lag_s, lag_into))
     if meter is not None:
         meter.resyncs = sum(c.gaps_resynced for c in clients)
     for start in range(0, len(clients), 200):
@@ -420,7 +463,8 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
     chat_cpu = CpuMeter(chat.process.pid or 0)
     url = f"ws://127.0.0.1:{chat.port}/ws"
     delivered, latencies = asyncio.run(chat_load(url, tokens, seconds, None, 1, chat_cpu))
-    steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2))
+    lags: list[float] = []
+    steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2, lags=lags))
     chat.stop()
     echo_rate, chat_rate = echoed / seconds, delivered / seconds
     print(f"\n1. {clients} concurrent clients, one message in flight each")
@@ -433,7 +477,7 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
     if echoed and delivered:
         echo_us = echo_cpu.server_s / echoed * 1e6
         chat_us = chat_cpu.server_s / delivered * 1e6
-        floor_us = storage_us_per_message(data)
+        floor_us = probe_store(data).per_message_us
         print(f"   server CPU per unit of work: echo {echo_us:.0f} us per echoed frame (one in, one out), chat "
               f"{chat_us:.0f} us per delivered message\n"
               f"   (four frames: send in, ack out, push out, delivery ack in; plus the store). With each server "
@@ -447,7 +491,8 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
                "the store alone per message, in process, same run", floor_us, None)
     print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
           f"{steady / seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
-          f"(goal p99 < 50 ms)")
+          f"(goal p99 < 50 ms);\n   meanwhile the clients' own event loop woke a 10 ms sleep late by "
+          f"{percentiles_ms(np.array(lags))} (time the clients, not the server, add to each latency)")
     ratio = chat_rate / echo_rate if echo_rate else None
     report(f"chat delivered messages/s, {clients} clients at saturation", chat_rate, "msg/s",
            "chat / echo >= 0.5", None if ratio is None else ratio >= 0.5,
@@ -494,19 +539,21 @@ def phase_two(data: Path, tokens: list[str], clients: int, seconds: float) -> No
     ceiling = None
     if sends[one] and sends[group] and commits[group]:
         fsync = fsync_ms(data)
+        store = probe_store(data)
         c = cpu[group].server_s / sends[group] * 1000          # server CPU per send, batched (ms)
-        wall_one = 1000 / single                              # wall time per send, one commit each (ms)
-        commit_cost = max(0.0, wall_one - c)                  # what one commit adds per send (ms)
+        k = store.commit_us / 1000                             # what a commit of its own adds (ms)
         batch = sends[group] / commits[group]
-        ceiling = (c + commit_cost) / (c + commit_cost / batch)
-        print(f"   why: a 4 KiB write+fsync on this disk costs {fsync:.2f} ms (median of 200). Batched, the "
-              f"server spends {c:.3f} ms of CPU per send\n"
-              f"   (parse, validate, SQL, ack, push); one commit per send takes {wall_one:.3f} ms per send, "
-              f"so a commit adds {commit_cost:.3f} ms.\n"
-              f"   Ceiling of the ratio = (CPU + commit) / (CPU + commit / batch) = ({c:.3f} + {commit_cost:.3f}) "
-              f"/ ({c:.3f} + {commit_cost:.3f} / {batch:.0f}) = {ceiling:.2f}x;\n"
-              f"   5x needs a commit >= 4x the CPU per send (>= {4 * c:.2f} ms here): a slower disk or "
-              f"cheaper per-message work, not more batching.")
+        ceiling = (c + k) / (c + k / batch)
+        print(f"   why: a 4 KiB write+fsync on this disk takes {fsync:.2f} ms (median of 200); a send committed "
+              f"alone takes the core {store.lone_send_us / 1000:.3f} ms, one in a batch "
+              f"{store.batched_send_us / 1000:.3f} ms\n   (in process, no network), so a commit of its own "
+              f"adds k = {k:.3f} ms. Batched, the server spends c = {c:.3f} ms of CPU per send\n"
+              f"   (frames, protocol, store, pushes, the recipients' delivery acks). "
+              f"Ceiling = (c + k) / (c + k / batch) = ({c:.3f} + {k:.3f}) / ({c:.3f} + {k:.3f} / {batch:.0f}) "
+              f"= {ceiling:.2f}x;\n"
+              f"   5x needs k >= 4c (>= {4 * c:.2f} ms here): a slower disk or cheaper per-message work, not more "
+              f"batching.\n   (One commit per message also commits the delivery acks that arrived meanwhile "
+              f"on their own, so the measured ratio can exceed this ceiling.)")
     report(f"durable acked sends/s, group commit, {len(senders)} clients", rates["group commit"],
            "sends/s", "group / single >= 5x", None if ratio is None else ratio >= 5,
            "one commit per message, same clients", single, ratio)

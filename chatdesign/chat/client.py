@@ -132,7 +132,8 @@ class ChatClient:
 
     Build it with :meth:`connect`. ``positions`` seeds the device's record
     ``{conversation_id: last seq received}``; ``seed`` makes the backoff jitter and the
-    generated ``client_message_id`` values reproducible.
+    generated ``client_message_id`` values reproducible. ``own_ack_delay_s`` (seconds) bounds
+    how long the delivery ack for this device's own messages waits to ride along with another.
     """
 
     def __init__(self, url: str, token: str, *, positions: dict[str, int] | None = None,

@@ -119,6 +119,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_REBEATS_PER_TURN = 100
+"""Devices beaten again per event-loop turn when the presence graph is rebuilt (with 1,000
+connected devices one uninterrupted pass held every other connection up for about 0.1 s)."""
+
 DATABASE_FILE = "chat.db"
 """The database's file name inside the data directory."""
 
@@ -742,10 +746,14 @@ class ChatNetworkServer:
             except redis.RedisError:
                 log.exception("rebuilding shared presence failed")
             return
-        for clients in self._clients.values():
-            for client in clients:
-                with contextlib.suppress(PresenceError):
-                    self._presence.heartbeat(client.identity.user_id, client.identity.device_id, True)
+        connected = [client for clients in self._clients.values() for client in clients]
+        for done, client in enumerate(connected):
+            if done and done % _REBEATS_PER_TURN == 0:
+                await asyncio.sleep(0)  # let the loop serve frames between slices
+            if client not in self._clients.get(client.identity.user_id, ()):
+                continue  # gone meanwhile
+            with contextlib.suppress(PresenceError):
+                self._presence.heartbeat(client.identity.user_id, client.identity.device_id, True)
 
     def _beat(self, user_id: str, device_id: str, active: bool) -> None:
         """One heartbeat: to this node's service, or (many nodes) to the user's owner node."""
