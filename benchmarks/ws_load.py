@@ -486,9 +486,9 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
               f"{floor_us:.0f} us per message;\n"
               f"   with four frames at echo's cost and nothing else, chat / echo <= {echo_us:.0f} / "
               f"(2 x {echo_us:.0f} + {floor_us:.0f}) = {echo_us / (2 * echo_us + floor_us):.2f}")
-        report("ceiling of chat / echo: echo CPU per frame / (2 x that + the store's time per message)",
-               echo_us / (2 * echo_us + floor_us), "x", "none (explains the 0.5x goal)", None,
-               "the store alone per message, in process, same run", floor_us, None)
+        report(f"ceiling of chat / echo, E / (2E + S): E = echo CPU per frame, S = the store alone "
+               f"({floor_us:.0f} us per message, in process)", echo_us / (2 * echo_us + floor_us), "x",
+               "none (explains the 0.5x goal)", None)
     print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
           f"{steady / seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
           f"(goal p99 < 50 ms);\n   meanwhile the clients' own event loop woke a 10 ms sleep late by "
