@@ -42,9 +42,12 @@ printed lines measure each process's CPU over the timed window from ``/proc``):
   that stores each message durably and acknowledges it, whatever its transport code.
 - Ceiling of group commit / one commit per message: (c + k) / (c + k / batch), where c is the
   server's CPU per send and k what a commit of its own adds (a send committed alone against one
-  in a batch, in process). With c about 0.5 ms and k about 0.7 ms (a 4 KiB write+fsync is about
-  0.15 ms on this disk; WAL FULL writes and syncs more than that) the ceiling is about 2.3x:
-  5x needs k >= 4c, a slower disk or much cheaper per-message work, not more batching.
+  in a batch, in process). With c about 0.5 ms and k 0.5-0.7 ms (a 4 KiB write+fsync is about
+  0.15 ms on this disk; a commit in WAL FULL writes and syncs more than that) the ceiling is
+  about 2x: 5x needs k >= 4c, a slower disk or much cheaper per-message work, not more batching.
+  Delivery acks are committed in a transaction of their own after each send batch (the
+  :class:`ChatServer` API commits each batch itself), so one commit per message here means
+  about two commits per message.
 - Clients: the chat clients are the real :class:`~chatdesign.chat.client.ChatClient`, which
   does more per message than the echo clients' bare sockets; the printed CPU shares show which
   process is busy. On two cores shared with other work neither process gets a whole core, so
