@@ -16,6 +16,14 @@ What it does for you:
   arrived: at-least-once delivery plus de-duplication shows each message once. A pushed
   message that skips a seq (one was lost on the way) triggers a resync instead of being shown
   out of order.
+- **Its own messages come from the ack.** The server does not push a message back to the
+  connection that sent it; the client builds it from the send and the ack and shows it in
+  :meth:`~ChatClient.receive` like any other, in ``seq`` order: if the ack's ``seq`` is not the
+  next one of the conversation (someone else's message is still on its way), the message
+  waits until the positions reach it (and a resync fetches what is missing), so the positions
+  stay contiguous and the device never claims a message it does not hold. Its delivery ack
+  rides along with the next one for that conversation, or goes alone after
+  ``own_ack_delay_s``.
 - **Sends idempotently**: each send carries a ``client_message_id`` (a random one unless you
   pass your own); a send whose connection drops before its ack is sent again with the same id
   after reconnecting, and the server answers with the original message.
@@ -124,14 +132,21 @@ class ChatClient:
 
     Build it with :meth:`connect`. ``positions`` seeds the device's record
     ``{conversation_id: last seq received}``; ``seed`` makes the backoff jitter and the
-    generated ``client_message_id`` values reproducible.
+    generated ``client_message_id`` values reproducible. ``own_ack_delay_s`` (seconds) bounds
+    how long the delivery ack for this device's own messages waits to ride along with another.
     """
 
     def __init__(self, url: str, token: str, *, positions: dict[str, int] | None = None,
                  backoff_initial_s: float = 0.05, backoff_max_s: float = 2.0, seed: int | None = None,
-                 heartbeats: bool = True, open_timeout_s: float = 10.0) -> None:
+                 heartbeats: bool = True, open_timeout_s: float = 10.0, own_ack_delay_s: float = 1.0) -> None:
         if not (0 < backoff_initial_s <= backoff_max_s):
             raise ValueError("backoff needs 0 < backoff_initial_s ≤ backoff_max_s")
+        if not own_ack_delay_s >= 0:
+            raise ValueError(f"own_ack_delay_s must be ≥ 0 seconds, got {own_ack_delay_s!r}")
+        self._own_ack_delay_s = float(own_ack_delay_s)
+        self._own_waiting: dict[str, dict[int, ReceivedMessage]] = {}
+        self._flush_soon = False
+        self._flush_later: asyncio.TimerHandle | None = None
         self.url = url
         self._token = token
         self._positions: dict[str, int] = dict(positions or {})
@@ -191,7 +206,14 @@ class ChatClient:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        if self._flush_later is not None:
+            self._flush_later.cancel()
+            self._flush_later = None
+        acks, self._to_ack = self._to_ack, {}
         if self._connection is not None:
+            for conversation_id, seq in acks.items():  # what it holds, before it goes
+                await self._send_quietly(self._connection, {"type": "delivered",
+                                                            "conversation_id": conversation_id, "seq": seq})
             await self._connection.close()
         self._fail_pending(ConnectionLost("the client is closed"))
 
@@ -419,9 +441,40 @@ class ChatClient:
             self._take_sync(frame)
             return
         key = "<none>" if request_id is None else str(request_id)
+        sent = self._unacked_sends.get(key)
+        if kind == "ack" and sent is not None and self.user_id is not None:
+            # taken now, in the order frames arrive, so the next push finds the positions moved
+            self._take_own(ReceivedMessage(
+                int(frame["message_id"]), str(frame["conversation_id"]), int(frame["seq"]), self.user_id,
+                str(sent["content"]), float(frame["created_at"]), tuple(sent.get("attachments", ()))))
         future = self._pending.get(key)
         if future is not None and not future.done():
             future.set_result(frame)
+
+    def _take_own(self, message: ReceivedMessage) -> None:
+        """This device's own message, built from its ack (the server does not push it back)."""
+        cid = message.conversation_id
+        if message.seq <= self._positions.get(cid, 0):
+            return  # a retry's ack, or a sync brought it first
+        self._own_waiting.setdefault(cid, {})[message.seq] = message
+        self._take_own_waiting(cid)
+        if cid in self._own_waiting:  # a gap before it: fetch what is missing
+            self.gaps_resynced += 1
+            self._want_resync()
+
+    def _take_own_waiting(self, conversation_id: str) -> None:
+        """Show the own messages that are next in line (positions stay contiguous)."""
+        waiting = self._own_waiting.get(conversation_id)
+        if not waiting:
+            return
+        position = self._positions.get(conversation_id, 0)
+        for seq in [s for s in waiting if s <= position]:
+            del waiting[seq]
+        while (own := waiting.pop(position + 1, None)) is not None:
+            self._accept(own, own=True)
+            position += 1
+        if not waiting:
+            del self._own_waiting[conversation_id]
 
     def _take_push(self, message: ReceivedMessage) -> None:
         position = self._positions.get(message.conversation_id)
@@ -462,14 +515,25 @@ class ChatClient:
         connection = self._connection
         asyncio.get_running_loop().create_task(self._send_quietly(connection, {**self._sync_frame(), "id": "resync"}))
 
-    def _accept(self, message: ReceivedMessage) -> None:
+    def _accept(self, message: ReceivedMessage, own: bool = False) -> None:
         self._positions[message.conversation_id] = message.seq
         self._inbox.put_nowait(message)
-        if not self._to_ack:
-            asyncio.get_running_loop().call_soon(self._flush_acks)
         self._to_ack[message.conversation_id] = message.seq
+        loop = asyncio.get_running_loop()
+        if not own:
+            if not self._flush_soon:
+                self._flush_soon = True
+                loop.call_soon(self._flush_acks)
+        elif not self._flush_soon and self._flush_later is None:
+            self._flush_later = loop.call_later(self._own_ack_delay_s, self._flush_acks)
+        if not own and message.conversation_id in self._own_waiting:
+            self._take_own_waiting(message.conversation_id)
 
     def _flush_acks(self) -> None:
+        self._flush_soon = False
+        if self._flush_later is not None:
+            self._flush_later.cancel()
+            self._flush_later = None
         acks, self._to_ack = self._to_ack, {}
         connection = self._connection
         if connection is None:

@@ -14,6 +14,19 @@ queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
   ``batch_max`` of them (waiting at most ``batch_linger_s`` for more once the first arrives),
   commits them in one transaction with one fsync (:meth:`ChatServer.send_batch`) and only then
   acks each one and pushes the messages. While a batch commits, the next one gathers.
+- **Pushes.** A committed message is encoded once and the same text is queued to every
+  connected device of its members -- except the connection that sent it: that device gets the
+  ``ack`` (ids, ``seq``, time) and builds the message itself from what it sent
+  (:class:`~chatdesign.chat.client.ChatClient` and the web page do), keeping its positions
+  contiguous. The sender's *other* devices get the push as usual. After a batch commits,
+  its messages go out in commit order, each one's ack and then its pushes, so every
+  connection hears of a conversation's messages in ``seq`` order (no false gaps to resync).
+- **Delivery acks** (``delivered`` frames, cumulative up to a ``seq``) are coalesced: per
+  device and conversation only the highest waiting one is written, all of them in one
+  transaction after each send batch. An ack refused there (beyond the conversation's last
+  message, not a member) is answered with its error and the lower acks it had replaced are
+  tried again on their own, so coalescing never loses a valid ack. Losing waiting acks to a
+  crash only means the device is sent those messages again (at-least-once).
 - **Backpressure.** Each connection has a bounded queue of outgoing frames. A consumer that
   lets ``outgoing_queue_frames`` pile up is closed with :data:`CLOSE_SLOW_CONSUMER` and a
   reason; it catches up with ``sync`` when it returns. Server memory per connection is bounded.
@@ -105,6 +118,10 @@ from chatdesign.presence.errors import UnknownUserError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_REBEATS_PER_TURN = 100
+"""Devices beaten again per event-loop turn when the presence graph is rebuilt (with 1,000
+connected devices one uninterrupted pass held every other connection up for about 0.1 s)."""
 
 DATABASE_FILE = "chat.db"
 """The database's file name inside the data directory."""
@@ -285,6 +302,7 @@ class ServerStats:
     refused_frames: int = 0
     slow_consumers_closed: int = 0
     presence_batches: int = 0
+    coalesced_acks: int = 0
 
 
 class ChatNetworkServer:
@@ -318,7 +336,9 @@ class ChatNetworkServer:
         self._server: Server | None = None
         self._clients: dict[str, set[_Client]] = {}
         self._pending: list[tuple[_Client, Send]] = []
-        self._pending_acks: list[tuple[_Client, DeliveryAck]] = []
+        self._pending_acks: dict[tuple[str, str, str], list[tuple[_Client, DeliveryAck]]] = {}
+        self._sending: dict[tuple[str, str], _Client] = {}
+        self._held_pushes: list[tuple[tuple[str, ...], Message]] | None = None
         self._presence_dirty = False
         self._deferred_beats: dict[tuple[str, str], bool] = {}
         self._wakeup: asyncio.Event | None = None
@@ -500,16 +520,31 @@ class ChatNetworkServer:
         return tuple(self._clients.get(user_id, ()))
 
     def _deliver_message(self, user_ids: tuple[str, ...], message: Message) -> None:
-        self._broadcast(user_ids, encode(message_frame(message)))
+        """Push a committed message (encoded once) to every connection of ``user_ids`` but the
+        one that sent it (it has the ack; see the module docstring). During a batch's commit
+        the pushes wait and go out in commit order, each after its own ack (see
+        :meth:`_commit_once`), so every device hears of a conversation's messages in seq order."""
+        if self._held_pushes is not None:
+            self._held_pushes.append((user_ids, message))
+            return
+        sender = self._sending.get((message.sender_id, message.client_message_id))
+        text = encode(message_frame(message))
+        for user_id in user_ids:
+            for client in tuple(self._clients.get(user_id, ())):
+                if client is not sender:
+                    self._push(client, text)
 
     def _broadcast(self, user_ids: tuple[str, ...], frame: dict[str, Any] | str) -> None:
         text = frame if isinstance(frame, str) else encode(frame)
         for user_id in user_ids:
             for client in tuple(self._clients.get(user_id, ())):
-                before = client.closing
-                client.push(text)
-                if client.closing and not before:
-                    self.stats.slow_consumers_closed += 1
+                self._push(client, text)
+
+    def _push(self, client: _Client, text: str) -> None:
+        before = client.closing
+        client.push(text)
+        if client.closing and not before:
+            self.stats.slow_consumers_closed += 1
 
     async def _handle(self, connection: ServerConnection) -> None:
         protocol = ServerProtocol(self.authority.verify, self._clock(),
@@ -563,7 +598,8 @@ class ChatNetworkServer:
                 if isinstance(request, Send):
                     self._pending.append((client, request))
                 else:
-                    self._pending_acks.append((client, request))
+                    key = (identity.user_id, identity.device_id, request.conversation_id)
+                    self._pending_acks.setdefault(key, []).append((client, request))
                 assert self._wakeup is not None
                 self._wakeup.set()
                 return
@@ -607,22 +643,41 @@ class ChatNetworkServer:
             await self._commit_acks()
 
     async def _commit_acks(self) -> None:
-        """Delivery acks in one transaction: losing one to a crash only means a repeat."""
-        batch, self._pending_acks = self._pending_acks, []
-        if not batch:
+        """Delivery acks in one transaction, coalesced to the highest per device and
+        conversation (see the module docstring): losing one to a crash only means a repeat."""
+        waiting, self._pending_acks = self._pending_acks, {}
+        if not waiting:
             return
+        batch: list[tuple[_Client, DeliveryAck]] = []
+        replaced: list[list[tuple[_Client, DeliveryAck]]] = []
+        for entries in waiting.values():
+            best = max(range(len(entries)), key=lambda i: entries[i][1].seq)
+            batch.append(entries[best])
+            replaced.append(entries[:best] + entries[best + 1:])
+        self.stats.coalesced_acks += sum(len(r) for r in replaced)
         acks = [(c.identity.user_id, c.identity.device_id, r.conversation_id, r.seq) for c, r in batch]
         try:
             results = await self.call(lambda chat: chat.ack_deliveries(acks))
         except Exception as error:
             log.exception("a batch of %d delivery acks failed", len(batch))
-            for client, request in batch:
-                client.push(error_frame(error, request.request_id))
+            for entries in waiting.values():
+                for client, request in entries:
+                    client.push(error_frame(error, request.request_id))
             return
-        for (client, request), result in zip(batch, results, strict=True):
+        for (client, request), result, lower in zip(batch, results, replaced, strict=True):
             if isinstance(result, ChatError):
                 self.stats.refused_frames += 1
                 client.push(error_frame(result, request.request_id))
+                retry = [(c, r) for c, r in lower if r.seq < request.seq]
+                for c, r in lower:
+                    if r.seq >= request.seq:  # the same refused position: the same answer
+                        self.stats.refused_frames += 1
+                        c.push(error_frame(result, r.request_id))
+                if retry:  # acks the refused one had replaced: on their own, next round
+                    key = (client.identity.user_id, client.identity.device_id, request.conversation_id)
+                    self._pending_acks.setdefault(key, []).extend(retry)
+                    assert self._wakeup is not None
+                    self._wakeup.set()
 
     async def _commit_once(self) -> None:
         batch = self._pending[:self.settings.batch_max]
@@ -630,23 +685,38 @@ class ChatNetworkServer:
         if not batch:
             return
         sends = [send_request(client.identity, request) for client, request in batch]
+        self._sending = {(client.identity.user_id, request.client_message_id): client for client, request in batch}
+        held: list[tuple[tuple[str, ...], Message]] = []
+        self._held_pushes = held
         try:
             results = await self.call(lambda chat: chat.send_batch(sends))
         except Exception as error:
             log.exception("a batch of %d sends failed to commit", len(batch))
             for client, request in batch:
                 client.push(error_frame(error, request.request_id))
+            self._sending = {}
             return
+        finally:
+            self._held_pushes = None
         self.stats.batches += 1
         new_conversation = False
+        # in commit order, each message's ack and then its pushes: every connection hears of a
+        # conversation's messages in seq order, its own (acks) included
+        pushes = {(message.sender_id, message.client_message_id): (user_ids, message) for user_ids, message in held}
         for (client, request), result in zip(batch, results, strict=True):
             if isinstance(result, Message):
                 self.stats.committed_sends += 1
                 client.push(ack_frame(request, result))
                 new_conversation |= result.seq == 1
+                push = pushes.pop((result.sender_id, result.client_message_id), None)
+                if push is not None:
+                    self._deliver_message(*push)
             else:
                 self.stats.refused_frames += 1
                 client.push(error_frame(result, request.request_id))
+        for user_ids, message in pushes.values():  # none expected: every push has its send
+            self._deliver_message(user_ids, message)
+        self._sending = {}
         if new_conversation:
             self._presence_dirty = True  # new friends: rebuilt at the next presence tick
 
@@ -676,10 +746,14 @@ class ChatNetworkServer:
             except redis.RedisError:
                 log.exception("rebuilding shared presence failed")
             return
-        for clients in self._clients.values():
-            for client in clients:
-                with contextlib.suppress(PresenceError):
-                    self._presence.heartbeat(client.identity.user_id, client.identity.device_id, True)
+        connected = [client for clients in self._clients.values() for client in clients]
+        for done, client in enumerate(connected):
+            if done and done % _REBEATS_PER_TURN == 0:
+                await asyncio.sleep(0)  # let the loop serve frames between slices
+            if client not in self._clients.get(client.identity.user_id, ()):
+                continue  # gone meanwhile
+            with contextlib.suppress(PresenceError):
+                self._presence.heartbeat(client.identity.user_id, client.identity.device_id, True)
 
     def _beat(self, user_id: str, device_id: str, active: bool) -> None:
         """One heartbeat: to this node's service, or (many nodes) to the user's owner node."""

@@ -1,5 +1,6 @@
 """The WebSocket server on loopback: every frame type, refusals that change nothing, limits,
-reconnect and resync, a slow consumer cut off while the others carry on, HTTP attachments."""
+reconnect and resync, a slow consumer cut off while the others carry on, HTTP attachments;
+who is pushed what (not the sending connection) and coalesced delivery acks."""
 
 from __future__ import annotations
 
@@ -333,4 +334,136 @@ def test_http_page_and_attachments(tmp_path: Path) -> None:
         assert (await asyncio.to_thread(_http, "GET", download + "forged"))[0] == 401
         assert (await asyncio.to_thread(_http, "GET", f"{base}attachments/{'0' * 64}?token={bob_token}"))[0] == 404
         assert (await asyncio.to_thread(_http, "GET", base + "api/demo?user=alice"))[0] == 403  # not --demo
+    run(tmp_path, scenario)
+
+
+# --- who is pushed what; delivery acks (coalesced, after commit, at-least-once) ------------------
+
+
+async def frames_for(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
+    """Every frame that arrives on ``ws`` within ``seconds``."""
+    got: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            got.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+        except TimeoutError:
+            break
+    return got
+
+
+def test_the_sending_connection_gets_the_ack_not_its_own_message_but_its_other_device_does(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        phone = await raw(server, await server.issue_token("alice", "phone"))
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "laptop")) as laptop, \
+                ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as bob:
+            await phone.send(json.dumps({"type": "send", "id": 7, "to": "bob", "content": "hi",
+                                         "client_message_id": "k1"}))
+            seen = [f for f in await frames_for(phone, 0.5) if f["type"] in ("ack", "message")]
+            assert [f["type"] for f in seen] == ["ack"] and seen[0]["seq"] == 1
+            for device in (laptop, bob):
+                got = await device.receive(timeout=5)
+                assert (got.seq, got.sender_id, got.content) == (1, "alice", "hi")
+        await phone.close()
+    run(tmp_path, scenario)
+
+
+def test_the_sender_sees_its_own_message_from_the_ack_and_acknowledges_it_later(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        token = await server.issue_token("alice", "phone")
+        async with ChatClient.connect(server.ws_url, token, own_ack_delay_s=0.05) as alice:
+            ack = await alice.send("bob", "hello")
+            own = await alice.receive(timeout=5)
+            assert (own.message_id, own.seq, own.sender_id, own.content) == (ack.message_id, 1, "alice", "hello")
+            assert alice.positions == {ack.conversation_id: 1}
+            await until_acknowledged(server, "alice", "phone")  # alone, after own_ack_delay_s
+            assert await server.call(lambda c: c.delivered_positions("alice", "phone")) == {ack.conversation_id: 1}
+    run(tmp_path, scenario)
+
+
+def test_an_own_message_after_a_gap_waits_for_the_missing_one(tmp_path: Path) -> None:
+    """Bob's message is held back on its way to alice (as a push from another node can be);
+    alice's own next message must not move her position past it: the client waits, resyncs,
+    and shows bob's then hers, each once."""
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "phone")) as alice, \
+                ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as bob:
+            first = await alice.send("bob", "a1")
+            assert (await bob.receive(timeout=5)).seq == 1
+            assert (await alice.receive(timeout=5)).seq == 1
+            held: list[ReceivedMessage] = []
+            take_push = alice._take_push  # hold pushes back (a slow path), keep everything else
+            alice._take_push = held.append  # type: ignore[method-assign]
+            await bob.send("alice", "b2")
+            for _ in range(250):
+                if held:
+                    break
+                await asyncio.sleep(0.02)
+            assert [m.seq for m in held] == [2]
+            mine = await alice.send("bob", "a3")
+            assert mine.seq == 3
+            assert alice.positions[first.conversation_id] in (1, 3)  # never 3 without 2: see below
+            got = [await alice.receive(timeout=5), await alice.receive(timeout=5)]
+            assert [(m.seq, m.sender_id, m.content) for m in got] == [(2, "bob", "b2"), (3, "alice", "a3")]
+            alice._take_push = take_push  # type: ignore[method-assign]
+            take_push(held[0])  # the late push arrives after all: a repeat, dropped
+            assert alice.duplicates_dropped >= 1 and alice.gaps_resynced == 1
+            assert alice.positions == {first.conversation_id: 3}
+            try:
+                extra = await alice.receive(timeout=0.3)
+            except TimeoutError:
+                extra = None
+            assert extra is None
+    run(tmp_path, scenario)
+
+
+def test_coalesced_delivery_acks_keep_the_highest_and_never_lose_a_valid_one(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "phone")) as alice:
+            acks = [await alice.send("bob", f"m{i}") for i in range(3)]
+        cid = acks[0].conversation_id
+        bob = await raw(server, await server.issue_token("bob", "laptop"))
+        before = server.stats.coalesced_acks
+        # one burst: 1, 3, 2 (late and out of order) -> the position is 3, never back to 2
+        await bob.send(json.dumps({"type": "delivered", "id": "d1", "conversation_id": cid, "seq": 1}))
+        await bob.send(json.dumps({"type": "delivered", "id": "d3", "conversation_id": cid, "seq": 3}))
+        await bob.send(json.dumps({"type": "delivered", "id": "d2", "conversation_id": cid, "seq": 2}))
+        await until_acknowledged(server, "bob", "laptop")
+        await asyncio.sleep(0.1)
+        assert await server.call(lambda c: c.delivered_positions("bob", "laptop")) == {cid: 3}
+        assert server.stats.coalesced_acks >= before  # how many merged depends on timing
+        # a refused ack (beyond the last message) in the same burst as a valid lower one: the
+        # refused one is answered with its error, the valid one still lands
+        phone = await raw(server, await server.issue_token("bob", "phone"))
+        await phone.send(json.dumps({"type": "delivered", "id": "ok", "conversation_id": cid, "seq": 2}))
+        await phone.send(json.dumps({"type": "delivered", "id": "bad", "conversation_id": cid, "seq": 99}))
+        errors = [f for f in await frames_for(phone, 0.5) if f["type"] == "error"]
+        assert [(e["id"], e["code"]) for e in errors] == [("bad", "invalid_request")]
+        await until_acknowledged(server, "bob", "phone")
+        assert await server.call(lambda c: c.delivered_positions("bob", "phone")) == {cid: 2}
+        await bob.close()
+        await phone.close()
+    run(tmp_path, scenario)
+
+
+def test_unacknowledged_messages_are_sent_again_after_a_reconnect(tmp_path: Path) -> None:
+    """At-least-once: the server's record moves only with committed acks, so a device that
+    comes back without its own positions is sent everything after its last committed ack."""
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "phone")) as alice:
+            acks = [await alice.send("bob", f"m{i}") for i in range(3)]
+        cid = acks[0].conversation_id
+        bob = await raw(server, await server.issue_token("bob", "laptop"))
+        await bob.send(json.dumps({"type": "delivered", "conversation_id": cid, "seq": 1}))
+        await until_acknowledged(server, "bob", "laptop")
+        await bob.close()  # holds 2 and 3 too, but never acknowledged them (a lost ack, a crash)
+        async with ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as again:
+            got = [await again.receive(timeout=5), await again.receive(timeout=5)]
+            assert [m.seq for m in got] == [2, 3]
+            for _ in range(250):  # its acks for them commit: the record reaches 3
+                if await server.call(lambda c: c.delivered_positions("bob", "laptop")) == {cid: 3}:
+                    break
+                await asyncio.sleep(0.02)
+            assert await server.call(lambda c: c.delivered_positions("bob", "laptop")) == {cid: 3}
     run(tmp_path, scenario)

@@ -282,7 +282,19 @@ function takeAck(frame) {
   state.unacked.delete(frame.id);
   const c = conversation(frame.conversation_id);
   c.seen[state.user] = Math.max(c.seen[state.user] || 0, frame.seq);
-  if (!c.messages.has(frame.seq) && (state.positions[frame.conversation_id] || 0) + 1 < frame.seq) resync();
+  // the server does not push our own message back: build it from the send and its ack, and
+  // keep it only when it is the next seq (positions stay contiguous); after a gap, sync fetches both
+  const position = state.positions[frame.conversation_id] || 0;
+  if (frame.seq === position + 1) {
+    keep({ message_id: frame.message_id, conversation_id: frame.conversation_id, seq: frame.seq,
+           sender_id: state.user, content: pending.content, created_at: frame.created_at,
+           attachments: pending.attachments || [] });
+    acknowledge({ [frame.conversation_id]: frame.seq });
+    if (!c.title || frame.seq === 1) loadConversations();
+    renderConversations();
+  } else if (frame.seq > position + 1) {
+    resync();
+  }
   renderMessages();
 }
 
