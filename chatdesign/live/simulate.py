@@ -70,7 +70,7 @@ from chatdesign.live.arrivals import (
     segment_arrivals,
 )
 from chatdesign.live.exercises import diagnose
-from chatdesign.live.queueing import fifo_finish_times
+from chatdesign.live.queueing import fifo_finish_sorted
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
@@ -145,15 +145,6 @@ def _group_starts(counts: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _group_min(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Minimum of each consecutive group (``inf`` for an empty one)."""
-    result = np.full(len(counts), np.inf)
-    nonempty = counts > 0
-    if nonempty.any():
-        result[nonempty] = np.minimum.reduceat(values, _group_starts(counts)[nonempty])
-    return result
-
-
 def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> None:
     """Per-second requests, per PoP, by counting sends below each whole second (no sort)."""
     send, counts = arrivals.send_s, arrivals.pop_counts
@@ -171,16 +162,19 @@ def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> No
     tally.pop_demand[second] += counts - below_before
 
 
-def _late_arrivals(arrive_s: np.ndarray, capacity: int) -> np.ndarray:
-    """Indices of the arrivals after the first ``capacity`` (earliest first; equal times in
-    index order), found with a partial sort."""
-    if capacity == 0:
-        return np.arange(len(arrive_s))
+def _admit(arrive_s: np.ndarray, capacity: int, out: np.ndarray) -> None:
+    """Mark in ``out`` the earliest ``capacity`` arrivals (equal times in index order), found
+    with a partial sort; the others are left False."""
+    if capacity <= 0:
+        out[:] = False
+        return
+    if capacity >= len(arrive_s):
+        out[:] = True
+        return
     cutoff = np.partition(arrive_s, capacity - 1)[capacity - 1]
-    admitted = arrive_s < cutoff
+    np.less(arrive_s, cutoff, out=out)
     ties = np.flatnonzero(arrive_s == cutoff)
-    admitted[ties[: capacity - int(admitted.sum())]] = True
-    return np.flatnonzero(~admitted)
+    out[ties[: capacity - int(np.count_nonzero(out))]] = True
 
 
 class _Segment:
@@ -189,140 +183,228 @@ class _Segment:
     A PoP admits its own viewers' earliest ``capacity`` requests; the rest are refused or spill
     to the next-nearest PoP, which takes them only into the room its own viewers left
     (``capacity - own admitted``), earliest first, and refuses the others: a spill never pushes
-    a neighbour over its own capacity.
+    a neighbour over its own capacity. (With one PoP there is no neighbour: the rest is refused.)
+
+    Each PoP's group is made of *blocks* that share one no-wait latency: its own viewers
+    (``2 x player→edge``), then the requests spilled to it from each other PoP, in PoP order
+    (``2 x player→edge + 2 x neighbour``). Hits are counted per block, not per request.
     """
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
                  tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None) -> None:
         pops = scenario.pops
-        pop = arrivals.pop
-        arrive = arrivals.send_s + player_edge_v
-        self.base_s: np.ndarray | None = None  # None: 2 x player→edge of the serving PoP
         own_counts = arrivals.pop_counts
+        arrive = arrivals.send_s + player_edge_v
+        every_pop = np.arange(pops)
         if capacity is None or not (own_counts > capacity).any():
-            self.arrive_s, self.pop, self.counts = arrive, pop, own_counts
+            self._set(arrive, arrivals.pop, own_counts, every_pop, own_counts,
+                      paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, own_counts)
             tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, own_counts)
             return
         starts = _group_starts(own_counts)
-        over = np.concatenate([
-            int(starts[p]) + _late_arrivals(arrive[starts[p]:starts[p] + own_counts[p]],
-                                            int(capacity[p]))
-            for p in np.flatnonzero(own_counts > capacity)
-        ])
-        over_pop = pop[over]
-        over_counts = np.bincount(over_pop, minlength=pops)
-        kept_counts = own_counts - over_counts
-        kept_arrive = np.delete(arrive, over)
-        if scenario.overflow == "refuse":
-            tally.add_seconds("refused", arrive[over])
+        keep = np.ones(len(arrive), dtype=bool)
+        for p in np.flatnonzero(own_counts > capacity).tolist():
+            part = slice(int(starts[p]), int(starts[p] + own_counts[p]))
+            _admit(arrive[part], int(capacity[p]), keep[part])
+        kept_counts = np.minimum(own_counts, capacity)
+        over_counts = own_counts - kept_counts
+        over_arrive = arrive[~keep]
+        kept_arrive = arrive[keep]
+        if scenario.overflow == "refuse" or pops < 2:
+            tally.add_seconds("refused", over_arrive)
             tally.pop["refused"] += over_counts
-            self.arrive_s, self.counts = kept_arrive, kept_counts
-            self.pop = np.repeat(np.arange(pops), kept_counts)
+            self._set(kept_arrive, None, kept_counts, every_pop, kept_counts,
+                      paths.player_edge_rtt_s)
         else:
-            tally.add_seconds("spilled", arrive[over])
+            tally.add_seconds("spilled", over_arrive)
             tally.pop["spilled_out"] += over_counts
-            target = paths.neighbour_pop[over_pop]
-            by_target = np.argsort(target, kind="stable")
-            spill_arrive = (arrive[over] + paths.neighbour_s[over_pop])[by_target]
-            spill_base = paths.spill_rtt_s[over_pop][by_target]
-            spill_from = over_pop[by_target]
-            offered = np.bincount(target, minlength=pops)
+            # the spilled requests grouped by the PoP they go to, then by the PoP they left
+            sources = np.flatnonzero(over_counts)
+            sources = sources[np.argsort(paths.neighbour_pop[sources], kind="stable")]
+            targets = paths.neighbour_pop[sources]
+            source_counts = over_counts[sources]
+            over_starts = _group_starts(over_counts)
+            spill_arrive = np.concatenate([
+                over_arrive[over_starts[q]:over_starts[q] + over_counts[q]] + paths.neighbour_s[q]
+                for q in sources.tolist()])
+            offered = np.zeros(pops, dtype=np.int64)
+            np.add.at(offered, targets, source_counts)
             room = capacity - kept_counts
-            refused_parts = [
-                int(begin) + _late_arrivals(spill_arrive[begin:begin + offered[p]], int(room[p]))
-                for p, begin in zip(range(pops), _group_starts(offered), strict=True)
-                if offered[p] > room[p]
-            ]
-            if refused_parts:
-                refused = np.concatenate(refused_parts)
+            spill_keep = np.ones(len(spill_arrive), dtype=bool)
+            offer_starts = _group_starts(offered)
+            for p in np.flatnonzero(offered > room).tolist():
+                part = slice(int(offer_starts[p]), int(offer_starts[p] + offered[p]))
+                _admit(spill_arrive[part], int(room[p]), spill_keep[part])
+            admitted_by_source = source_counts
+            if not spill_keep.all():
+                refused = ~spill_keep
                 tally.add_seconds("refused", spill_arrive[refused])
-                tally.pop["refused"] += np.bincount(spill_from[refused], minlength=pops)
-                spill_counts = offered - np.bincount(target[by_target][refused], minlength=pops)
-                spill_arrive = np.delete(spill_arrive, refused)
-                spill_base = np.delete(spill_base, refused)
-            else:
-                spill_counts = offered
+                block = np.repeat(np.arange(len(sources)), source_counts)
+                refused_by_source = np.bincount(block[refused], minlength=len(sources))
+                np.add.at(tally.pop["refused"], sources, refused_by_source)
+                admitted_by_source = source_counts - refused_by_source
+                spill_arrive = spill_arrive[spill_keep]
+            spill_counts = np.zeros(pops, dtype=np.int64)
+            np.add.at(spill_counts, targets, admitted_by_source)
             tally.pop["spilled_in"] += spill_counts
-            # each PoP's group: its own admitted requests, then those spilled to it
             kept_starts, spill_starts = _group_starts(kept_counts), _group_starts(spill_counts)
-            arrive_parts, base_parts = [], []
+            parts: list[np.ndarray] = []
+            block_pop, block_counts, block_base = [], [], []
+            source = 0
             for p in range(pops):
-                kept = slice(kept_starts[p], kept_starts[p] + kept_counts[p])
-                spilled = slice(spill_starts[p], spill_starts[p] + spill_counts[p])
-                arrive_parts += [kept_arrive[kept], spill_arrive[spilled]]
-                base_parts += [np.full(kept_counts[p], paths.player_edge_rtt_s[p]),
-                               spill_base[spilled]]
-            self.counts = kept_counts + spill_counts
-            self.arrive_s, self.base_s = np.concatenate(arrive_parts), np.concatenate(base_parts)
-            self.pop = np.repeat(np.arange(pops), self.counts)
+                parts.append(kept_arrive[kept_starts[p]:kept_starts[p] + kept_counts[p]])
+                parts.append(spill_arrive[spill_starts[p]:spill_starts[p] + spill_counts[p]])
+                block_pop.append(p)
+                block_counts.append(int(kept_counts[p]))
+                block_base.append(float(paths.player_edge_rtt_s[p]))
+                while source < len(sources) and targets[source] == p:
+                    if admitted_by_source[source]:
+                        block_pop.append(p)
+                        block_counts.append(int(admitted_by_source[source]))
+                        block_base.append(float(paths.spill_rtt_s[sources[source]]))
+                    source += 1
+            self._set(np.concatenate(parts), None, kept_counts + spill_counts,
+                      np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
+                      np.array(block_base))
         tally.add_segment_load(own_counts, self.counts)
         tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
 
-    def all_base(self, paths: PathTimes) -> np.ndarray:
+    def _set(self, arrive_s: np.ndarray, pop: np.ndarray | None, counts: np.ndarray,
+             block_pop: np.ndarray, block_counts: np.ndarray, block_base: np.ndarray) -> None:
+        self.arrive_s, self.counts = arrive_s, counts
+        self.pop = np.repeat(np.arange(len(counts)), counts) if pop is None else pop
+        self.starts = _group_starts(counts)
+        self.block_counts, self.block_base = block_counts, block_base
+        self.block_ends = np.cumsum(block_counts)
+        self.simple = len(block_counts) == len(counts)  # one block per PoP: its own viewers
+        self.blocks_of_pop = np.bincount(block_pop, minlength=len(counts))
+        nonempty = np.flatnonzero(counts)
+        self.nonempty = nonempty.tolist()
+        # the earliest arrival of each non-empty PoP (first occurrence on ties), in PoP order
+        self.first = np.array([int(self.starts[p]) + int(np.argmin(
+            arrive_s[self.starts[p]:self.starts[p] + counts[p]])) for p in self.nonempty],
+            dtype=np.int64)
+        self.first_arrival = np.full(len(counts), np.inf)
+        self.first_arrival[nonempty] = arrive_s[self.first]
+
+    def part(self, p: int) -> slice:
+        """Where PoP ``p``'s requests are."""
+        begin = int(self.starts[p])
+        return slice(begin, begin + int(self.counts[p]))
+
+    def all_base(self) -> np.ndarray:
         """The no-wait latency of every request."""
-        base: np.ndarray = (np.repeat(paths.player_edge_rtt_s, self.counts) if self.base_s is None
-                            else self.base_s)
+        base: np.ndarray = np.repeat(self.block_base, self.block_counts)
         return base
 
     def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
         """The no-wait latency (round trip to the serving edge) of requests ``index``."""
-        base: np.ndarray = (paths.player_edge_rtt_s[self.pop[index]] if self.base_s is None
-                            else self.base_s[index])
+        if self.simple:
+            simple: np.ndarray = paths.player_edge_rtt_s[self.pop[index]]
+            return simple
+        base: np.ndarray = self.block_base[np.searchsorted(self.block_ends, index, side="right")]
         return base
 
-    def first_index(self) -> np.ndarray:
-        """Index of the earliest arrival of each non-empty group, in PoP order."""
-        starts = _group_starts(self.counts)
-        return np.array([int(starts[p]) + int(np.argmin(self.arrive_s[starts[p]:starts[p] + c]))
-                         for p, c in enumerate(self.counts) if c > 0], dtype=np.int64)
-
-    def add_hits(self, tally: Tally, paths: PathTimes, hit_mask: np.ndarray,
-                 hits_per_pop: np.ndarray) -> None:
-        """Add the requests served at once (latency = round trip to the edge) to the histogram."""
-        if self.base_s is None:
-            bins = latency_bins(paths.player_edge_rtt_s)
-            np.add.at(tally.histogram[EDGE], bins, hits_per_pop)
-        else:
-            tally.add_latencies(EDGE, self.base_s[hit_mask])
+    def add_hits(self, tally: Tally, non_hits: np.ndarray) -> None:
+        """Add every request but ``non_hits`` (indices) to the edge histogram at its no-wait
+        latency (the round trip to the edge), one bin per block."""
+        block = (self.pop[non_hits] if self.simple
+                 else np.searchsorted(self.block_ends, non_hits, side="right"))
+        hits = self.block_counts - np.bincount(block, minlength=len(self.block_counts))
+        np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), hits)
 
 
 class _Queue:
     """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`)."""
 
     def __init__(self, servers: np.ndarray, service_s: np.ndarray) -> None:
-        self.servers = servers
+        self.servers = servers.tolist()
         self.service_s = service_s
 
-    def serve(self, seg: _Segment, paths: PathTimes, tally: Tally, ready_s: np.ndarray,
-              layer: np.ndarray, first: np.ndarray, monotone: bool) -> None:
-        """Queue every request from when the edge can answer it (``ready_s``); add latencies
-        (round trip + waiting for the segment + queueing + transfer) and queue waits."""
-        # FIFO order within each PoP: by ready time, ties (waiters freed by one fill) by arrival.
-        # With coalescing ready = max(arrival, landing) rises with arrival, so one sort suffices.
-        order = np.empty(len(ready_s), dtype=np.int64)
-        finish_sorted = np.empty(len(ready_s))
-        for p, begin in zip(range(len(seg.counts)), _group_starts(seg.counts).tolist(), strict=True):
-            count = int(seg.counts[p])
-            if count:
-                part = slice(begin, begin + count)
-                local = (np.argsort(seg.arrive_s[part]) if monotone
-                         else np.lexsort((seg.arrive_s[part], ready_s[part])))
-                order[part] = local + begin
-                finish_sorted[part] = fifo_finish_times(ready_s[order[part]], int(self.servers[p]),
-                                                        float(self.service_s[p]))
-        finish = np.empty(len(order))
-        finish[order] = finish_sorted
-        latency = seg.all_base(paths) + (finish - seg.arrive_s)
-        for index in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
-            tally.add_latencies(index, latency[layer == index])
-        tally.first_latency_sum_s += float(latency[first].sum())
-        tally.first_requests += len(first)
-        wait = np.maximum(finish - self.service_s[seg.pop] - ready_s, 0.0)
+    def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
+              special_ready: np.ndarray | None, special_layer: np.ndarray) -> None:
+        """Queue every request from when the edge can answer it; add latencies (round trip +
+        waiting for the segment + queueing + transfer) and queue waits.
+
+        With coalescing (``landed`` given) a request is ready at ``max(arrival, landed[pop])``,
+        which rises with its arrival, so each PoP's queue order is its arrivals sorted. Without
+        it a request is ready on arrival, except the misses ``special`` (ready at their own
+        answer, ``special_ready``), so the order is the ready times sorted (ties by arrival).
+        The queue needs only the sorted times: latencies are computed in queue order and the
+        few requests whose arrival differs from their ready time (or that are answered
+        upstream, ``special_layer``) are found by binary search. A PoP that also serves spilled
+        requests (other no-wait latencies) is ordered with an argsort.
+        """
+        n = len(seg.arrive_s)
+        latency = np.empty(n)
+        wait = np.empty(n)
+        special_pos = np.empty(len(special), dtype=np.int64)
+        first_pos = np.empty(len(seg.first), dtype=np.int64)
+        special_pop = seg.pop[special]
+        all_base = None if seg.simple else seg.all_base()
+        for k, p in enumerate(seg.nonempty):
+            part = seg.part(p)
+            begin = part.start
+            arrive = seg.arrive_s[part]
+            mine = np.flatnonzero(special_pop == p)
+            local = special[mine] - begin
+            first_local = int(seg.first[k]) - begin
+            servers, service = self.servers[p], float(self.service_s[p])
+            if seg.blocks_of_pop[p] == 1:
+                base = float(seg.block_base[np.searchsorted(seg.block_ends, begin, side="right")])
+                if landed is not None:
+                    key = np.sort(arrive)
+                    ready = np.maximum(key, landed[p])
+                    finish = fifo_finish_sorted(ready, servers, service)
+                    latency[part] = base + (finish - key)
+                    wait[part] = finish - service - ready
+                    special_pos[mine] = begin + np.searchsorted(key, arrive[local])
+                    first_pos[k] = begin + np.searchsorted(key, arrive[first_local])
+                    continue
+                assert special_ready is not None
+                ready = arrive.copy()
+                ready[local] = special_ready[mine]
+                key = np.sort(ready)
+                finish = fifo_finish_sorted(key, servers, service)
+                lat = base + (finish - key)
+                position = np.searchsorted(key, special_ready[mine])
+                lat[position] = base + (finish[position] - arrive[local])
+                latency[part] = lat
+                wait[part] = finish - service - key
+                special_pos[mine] = begin + position
+                match = np.flatnonzero(local == first_local)
+                first_pos[k] = begin + (int(position[match[0]]) if len(match)
+                                        else int(np.searchsorted(key, arrive[first_local])))
+                continue
+            assert all_base is not None
+            if landed is not None:
+                ready = np.maximum(arrive, landed[p])
+                order = np.argsort(arrive)
+            else:
+                assert special_ready is not None
+                ready = arrive.copy()
+                ready[local] = special_ready[mine]
+                order = np.lexsort((arrive, ready))
+            finish = fifo_finish_sorted(ready[order], servers, service)
+            latency[part] = all_base[part][order] + (finish - arrive[order])
+            wait[part] = finish - service - ready[order]
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            special_pos[mine] = begin + rank[local]
+            first_pos[k] = begin + rank[first_local]
+        tally.add_latencies(EDGE, latency)
+        special_bins = latency_bins(latency[special_pos])
+        np.subtract.at(tally.histogram[EDGE], special_bins, 1)
+        for layer in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
+            np.add.at(tally.histogram[layer], special_bins[special_layer == layer], 1)
+        tally.first_latency_sum_s += float(latency[first_pos].sum())
+        tally.first_requests += len(first_pos)
+        np.maximum(wait, 0.0, out=wait)
         tally.queue_wait_sum_s += np.bincount(seg.pop, weights=wait, minlength=len(seg.counts))
         served = np.flatnonzero(seg.counts)
-        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served], np.maximum.reduceat(
-            wait, _group_starts(seg.counts)[served]))
+        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
+                                                    np.maximum.reduceat(wait, seg.starts[served]))
 
 
 def _first_misses(
@@ -334,7 +416,7 @@ def _first_misses(
     reached the origin cache; per origin cache, its first miss time, whether that went on to
     the origin server, and when the segment is ready there.
     """
-    first_arrival = _group_min(seg.arrive_s, seg.counts)
+    first_arrival = seg.first_arrival
     missed = first_arrival < edge_push_s
     upstream = first_arrival + paths.edge_origin_s
     origin_first = np.full(len(origin_push_s), np.inf)
@@ -358,25 +440,36 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.add_seconds("origin_server_requests", origin_first[origin_missed])
     tally.pop["origin_cache_requests"] += missed
 
-    waiting = seg.arrive_s < np.repeat(landed, seg.counts)
-    waiter = np.flatnonzero(waiting)
-    waiter_pop = seg.pop[waiter]
-    waited = seg.base(paths, waiter) + (landed[waiter_pop] - seg.arrive_s[waiter])
-    waiter_bins = latency_bins(waited)
-    edge_histogram = np.bincount(waiter_bins)
-    tally.coalesced += len(waiter) - int(missed.sum())
-
-    first = seg.first_index()
+    first = seg.first
     first_pop = seg.pop[first]
     fetcher = missed[first_pop]
     went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
         upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
+    fetcher_layer = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
+    # the waiters (arrived before the segment landed), PoP by PoP
+    waiters = np.zeros(scenario.pops, dtype=np.int64)
+    waited_parts: list[np.ndarray] = []
+    waiter_index: list[np.ndarray] = []
+    for p in seg.nonempty:
+        part = seg.part(p)
+        arrive = seg.arrive_s[part]
+        if queue is not None:
+            waiters[p] = np.count_nonzero(arrive < landed[p])
+        elif seg.simple:
+            early = arrive[arrive < landed[p]]
+            waiters[p] = len(early)
+            waited_parts.append(paths.player_edge_rtt_s[p] + (landed[p] - early))
+        else:
+            index = part.start + np.flatnonzero(arrive < landed[p])
+            waiters[p] = len(index)
+            waiter_index.append(index)
+            waited_parts.append(seg.base(paths, index) + (landed[p] - seg.arrive_s[index]))
+    tally.coalesced += int(waiters.sum()) - int(missed.sum())
     if queue is not None:
-        ready = np.maximum(seg.arrive_s, np.repeat(landed, seg.counts))
-        layer = np.full(len(ready), EDGE, dtype=np.int64)
-        layer[first[fetcher]] = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, first, monotone=True)
+        queue.serve(seg, tally, landed, first[fetcher], None, fetcher_layer)
         return landed
+    waited = np.concatenate(waited_parts) if waited_parts else np.empty(0)
+    edge_histogram = np.bincount(latency_bins(waited))
     first_latency = seg.base(paths, first) + np.maximum(
         landed[first_pop] - seg.arrive_s[first], 0.0)
     tally.first_latency_sum_s += float(first_latency.sum())
@@ -386,9 +479,12 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
     np.add.at(tally.histogram[ORIGIN_SERVER], fetcher_bins[went_to_server], 1)
     np.add.at(tally.histogram[ORIGIN_CACHE], fetcher_bins[~went_to_server], 1)
-
-    hits_per_pop = seg.counts - np.bincount(waiter_pop, minlength=scenario.pops)
-    seg.add_hits(tally, paths, ~waiting, hits_per_pop)
+    if seg.simple:
+        hits = seg.counts - waiters
+        np.add.at(tally.histogram[EDGE], latency_bins(seg.block_base), hits)
+    else:
+        seg.add_hits(tally, np.concatenate(waiter_index) if waiter_index
+                     else np.empty(0, dtype=np.int64))
     return landed
 
 
@@ -407,44 +503,45 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
 
     first_answer = answered_at(np.arange(scenario.pops), first_upstream)
     bound = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
-    candidate = np.flatnonzero(seg.arrive_s <= np.repeat(bound, seg.counts))
-    candidate = candidate[np.lexsort((seg.arrive_s[candidate], seg.pop[candidate]))]
-    cand_pop = seg.pop[candidate]
-    cand_arrive = seg.arrive_s[candidate]
-    cand_upstream = cand_arrive + paths.edge_origin_s[cand_pop]
-    cand_answer = answered_at(cand_pop, cand_upstream)
-    is_miss = np.zeros(len(candidate), dtype=bool)
     landed = edge_push_s.copy()
-    cand_counts = np.bincount(cand_pop, minlength=scenario.pops)
-    for p, begin in zip(np.flatnonzero(cand_counts), _group_starts(cand_counts)[cand_counts > 0],
-                        strict=True):
-        end = begin + cand_counts[p]
-        earliest_before = np.empty(end - begin)
+    miss_parts: list[np.ndarray] = []
+    miss_pop_parts: list[np.ndarray] = []
+    for p in seg.nonempty:
+        part = seg.part(p)
+        arrive = seg.arrive_s[part]
+        local = np.flatnonzero(arrive <= bound[p])
+        if not len(local):
+            continue
+        local = local[np.argsort(arrive[local], kind="stable")]
+        cand_arrive = arrive[local]
+        cand_answer = answered_at(np.full(len(local), p), cand_arrive + paths.edge_origin_s[p])
+        earliest_before = np.empty(len(local))
         earliest_before[0] = edge_push_s[p]
-        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[begin:end - 1]),
+        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[:-1]),
                    out=earliest_before[1:])
-        is_miss[begin:end] = cand_arrive[begin:end] < earliest_before
-        if is_miss[begin:end].any():
-            landed[p] = min(edge_push_s[p], float(cand_answer[begin:end][is_miss[begin:end]].min()))
-
-    miss_pop, miss_upstream = cand_pop[is_miss], cand_upstream[is_miss]
+        is_miss = cand_arrive < earliest_before
+        if is_miss.any():
+            landed[p] = min(edge_push_s[p], float(cand_answer[is_miss].min()))
+            miss_parts.append(part.start + local[is_miss])
+            miss_pop_parts.append(np.full(int(is_miss.sum()), p))
+    miss = np.concatenate(miss_parts) if miss_parts else np.empty(0, dtype=np.int64)
+    miss_pop = np.concatenate(miss_pop_parts) if miss_pop_parts else np.empty(0, dtype=np.int64)
+    miss_arrive = seg.arrive_s[miss]
+    miss_upstream = miss_arrive + paths.edge_origin_s[miss_pop]
+    miss_answer = answered_at(miss_pop, miss_upstream)
     to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
     tally.add_seconds("origin_cache_requests", miss_upstream)
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
     tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
     if queue is not None:
-        ready = seg.arrive_s.copy()
-        ready[candidate[is_miss]] = cand_answer[is_miss]
-        layer = np.full(len(ready), EDGE, dtype=np.int64)
-        layer[candidate[is_miss]] = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, seg.first_index(), monotone=False)
+        queue.serve(seg, tally, None, miss, miss_answer,
+                    np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE))
         return landed
-    miss_latency = seg.base(paths, candidate[is_miss]) + (
-        cand_answer[is_miss] - cand_arrive[is_miss])
+    miss_latency = seg.base(paths, miss) + (miss_answer - miss_arrive)
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
-    first = seg.first_index()
+    first = seg.first
     first_pop = seg.pop[first]
     first_latency = np.where(missed[first_pop],
                              seg.base(paths, first) + (first_answer[first_pop]
@@ -452,11 +549,7 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
                              seg.base(paths, first))
     tally.first_latency_sum_s += float(first_latency.sum())
     tally.first_requests += len(first)
-
-    hit_mask = np.ones(len(seg.arrive_s), dtype=bool)
-    hit_mask[candidate[is_miss]] = False
-    hits_per_pop = seg.counts - np.bincount(miss_pop, minlength=scenario.pops)
-    seg.add_hits(tally, paths, hit_mask, hits_per_pop)
+    seg.add_hits(tally, miss)
     return landed
 
 
