@@ -30,14 +30,14 @@ def _whole_count(text: str) -> float:
     return value
 
 
-def _capacity(text: str) -> float | str:
-    if text.strip() == "derived":
-        return "derived"
+def _capacity(text: str) -> float | str | None:
+    if text.strip() in ("derived", "none"):
+        return None if text.strip() == "none" else "derived"
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a number of requests per second nor 'derived'") from None
+            f"{text!r} is neither a number of requests per second, 'derived' nor 'none'") from None
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -59,9 +59,9 @@ def add_subcommand(subparsers: Any) -> None:
     add("--no-coalescing", action="store_true", help="turn request coalescing off")
     add("--push", choices=("none", "all", "watched"), default="none",
         help="push each segment to all PoPs or to those watched last segment (none)")
-    add("--pop-capacity-rps", type=_capacity, default=None,
-        help="requests per second one PoP admits, or 'derived' from its servers and links "
-             "(unlimited)")
+    add("--pop-capacity-rps", type=_capacity, default="derived",
+        help="requests per second one PoP admits: 'derived' from its servers and links, a "
+             "number for every PoP, or 'none' for no limit (derived)")
     add("--queueing", action="store_true",
         help="each PoP's servers queue requests: waiting and transfer time count in latency")
     add("--overflow", choices=("spill", "refuse"), default="spill",
@@ -129,5 +129,14 @@ def run(args: argparse.Namespace) -> int:
     print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused", "capacity_rps",
                    "peak_rps", "peak_rps_10ms", "mean_queue_wait_ms"]].to_string())
     print()
+    if scenario.pop_capacity_rps is None:
+        print("PoP capacity: no limit (--pop-capacity-rps none)")
+    else:
+        admitted = int(result.pop_load["capacity_per_segment"].sum())
+        how = ("derived from servers and links" if scenario.pop_capacity_rps == "derived"
+               else f"{scenario.pop_capacity_rps:g} requests/s each")
+        print(f"PoP capacity ({how}): the {scenario.pops} PoPs admit at most {admitted:,} "
+              f"requests per segment, so the map carries at most {admitted:,} viewers; "
+              f"{result.refused:,} of {result.requests:,} requests were refused")
     print(f"ran in {format_duration(elapsed)}, peak memory (max RSS) {format_bytes(peak_bytes)}")
     return 0

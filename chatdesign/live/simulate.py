@@ -127,6 +127,21 @@ def scenario_paths(scenario: LiveScenario) -> tuple[PathDelays, PathTimes]:
     return delays, PathTimes.from_delays(delays)
 
 
+def viewers_carried(pops: int = 20, segment_s: float = 1.0, bitrate_kbps: float = 1_000.0,
+                    seed: int = 0, *, origin_caches: int = 1, zipf_exponent: float = 1.0) -> int:
+    """The most viewers the map's PoPs can serve at once with their derived capacity: the sum
+    over PoPs of ``floor(capacity_rps x segment_s)``, requests per segment (each viewer asks
+    once per segment). An upper bound: viewers crowd the big PoPs (Zipf) and spill only to the
+    next-nearest one, so refusals start below it. Same topology arguments as
+    :func:`simulate_live`."""
+    scenario = LiveScenario(1, segment_s, segment_s, pops=pops, origin_caches=origin_caches,
+                            seed=seed, bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent)
+    delays, _ = scenario_paths(scenario)
+    capacity = scenario.pop_capacity_per_segment(delays)
+    assert capacity is not None
+    return int(capacity.sum())
+
+
 def push_targets(scenario: LiveScenario, previous_counts: np.ndarray | None) -> np.ndarray:
     """Which PoPs get a segment pushed: all, or those whose viewers asked for the previous one
     (``push_to="watched"``; nothing is known before the first segment, so it is pulled)."""
@@ -315,6 +330,22 @@ class _Segment:
         np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), hits)
 
 
+def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.ndarray:
+    """Where requests ready at ``ready`` (arrived at ``arrive``, before it) sit in the queue
+    order ``key`` (sorted ready times; ties by arrival, then by index). A request ready later
+    than it arrived goes before any other ready at the same time that arrived then; several
+    such with one ready time take consecutive places in order of arrival."""
+    order = np.lexsort((arrive, ready))
+    ready_sorted = ready[order]
+    place = np.arange(len(order))
+    new_time = np.ones(len(order), dtype=bool)
+    new_time[1:] = ready_sorted[1:] != ready_sorted[:-1]
+    run_start = np.maximum.accumulate(np.where(new_time, place, 0))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.searchsorted(key, ready_sorted) + (place - run_start)
+    return position
+
+
 class _Queue:
     """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`)."""
 
@@ -368,7 +399,7 @@ class _Queue:
                 key = np.sort(ready)
                 finish = fifo_finish_sorted(key, servers, service)
                 lat = base + (finish - key)
-                position = np.searchsorted(key, special_ready[mine])
+                position = _positions(key, special_ready[mine], arrive[local])
                 lat[position] = base + (finish[position] - arrive[local])
                 latency[part] = lat
                 wait[part] = finish - service - key
@@ -597,7 +628,7 @@ def simulate_live(
     origin_caches: int = 1,
     coalescing: bool = True,
     push: bool = False,
-    pop_capacity_rps: float | Literal["derived"] | None = None,
+    pop_capacity_rps: float | Literal["derived"] | None = "derived",
     seed: int = 0,
     *,
     push_to: Literal["all", "watched"] = "all",
@@ -621,12 +652,16 @@ def simulate_live(
     at edge and origin caches, as Facebook did. ``push``: the origin pushes each segment on
     publication to ``push_to`` PoPs ("all", or "watched" = those with viewers on the previous
     segment). ``pop_capacity_rps``: requests per second a PoP admits (checked per segment as
-    ``floor(rps x segment_s)`` requests): None for no limit, ``"derived"`` for each PoP's own
-    capacity from its servers and links (:meth:`~chatdesign.live.topology.PathDelays.capacity_rps`),
-    or a number, an override for every PoP. The rest ``overflow`` ("spill" to the next-nearest
-    PoP, which admits them only into the room its own viewers left and refuses the others, or
-    "refuse"). ``queueing``: each PoP's servers serve every request in a FIFO D/c queue
-    (:mod:`chatdesign.live.queueing`), adding queueing delay and transfer time to its latency.
+    ``floor(rps x segment_s)`` requests). By default (``"derived"``) each PoP's own capacity
+    from its servers and links (:meth:`~chatdesign.live.topology.PathDelays.capacity_rps`:
+    ``min(servers x 2 Gbps, player-facing links)`` over the segment's bits); a number overrides
+    it for every PoP; None means no limit (every request is admitted). The rest ``overflow``
+    ("spill" to the next-nearest PoP, which admits them only into the room its own viewers left
+    and refuses the others, or "refuse"; with a single PoP there is no neighbour, so the rest is
+    refused). The default 20-PoP map carries a few hundred thousand viewers of a 1,000 kbps
+    stream (:func:`viewers_carried`); beyond that the result shows refusals. ``queueing``: each
+    PoP's servers serve every request in a FIFO D/c queue (:mod:`chatdesign.live.queueing`),
+    adding queueing delay and transfer time to its latency.
     The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
     over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
     playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over
@@ -666,15 +701,17 @@ def calibrate_herd_spread(
     """The ``herd_spread`` at which a popular stream without coalescing leaks ``target_leak``.
 
     Bisection over ``herd_spread`` (the leak falls as the herd spreads out) with
-    :func:`simulate_live` at ``viewers`` over the default 20 PoPs, ``segment_s`` segments and
-    ``coalescing=False``; stops when the bracket is narrower than ``tolerance``. The defaults are
+    :func:`simulate_live` at ``viewers`` over the default 20 PoPs, ``segment_s`` segments,
+    ``coalescing=False`` and no PoP capacity limit (the leak is the caches' doing; refusals
+    would hide it); stops when the bracket is narrower than ``tolerance``. The defaults are
     Facebook's: 3-s segments and about 1.8 % past the edge before coalescing; the result, rounded,
     is :data:`~chatdesign.live.arrivals.HERD_SPREAD`. Raises ``ValueError`` when the target is
     not reachable with a spread between 1 % and the largest the segment allows.
     """
     def leak(spread: float) -> float:
         return simulate_live(viewers, duration_s, segment_s=segment_s, coalescing=False,
-                             herd_spread=spread, seed=seed).requests_past_edge_ratio
+                             pop_capacity_rps=None, herd_spread=spread,
+                             seed=seed).requests_past_edge_ratio
 
     check_number(target_leak, "target_leak", positive=True, maximum=1)
     check_number(tolerance, "tolerance", positive=True)

@@ -141,7 +141,11 @@ def test_derived_capacity_comes_from_servers_and_links() -> None:
     assert (derived.pop_load["capacity_per_segment"] == np.floor(capacity * 1.0)).all()
     assert (derived.pop_load["peak_served_per_segment"] <= derived.pop_load["capacity_per_segment"]).all()
     assert derived.spilled > 0
-    unlimited = simulate_live(60_000, 5, pops=5, seed=1)
+    default = simulate_live(60_000, 5, pops=5, seed=1)  # derived is the default
+    assert default.counters() == derived.counters()
+    assert default.pop_load.equals(derived.pop_load)
+    unlimited = simulate_live(60_000, 5, pops=5, seed=1, pop_capacity_rps=None)
+    assert unlimited.refused == unlimited.spilled == 0
     assert unlimited.pop_load["capacity_rps"].equals(capacity)  # reported even when not applied
     assert (unlimited.pop_load["capacity_per_segment"] == -1).all()
 
