@@ -177,19 +177,32 @@ def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> No
     tally.pop_demand[second] += counts - below_before
 
 
-def _admit(arrive_s: np.ndarray, capacity: int, out: np.ndarray) -> None:
-    """Mark in ``out`` the earliest ``capacity`` arrivals (equal times in index order), found
-    with a partial sort; the others are left False."""
-    if capacity <= 0:
-        out[:] = False
-        return
-    if capacity >= len(arrive_s):
-        out[:] = True
-        return
-    cutoff = np.partition(arrive_s, capacity - 1)[capacity - 1]
-    np.less(arrive_s, cutoff, out=out)
-    ties = np.flatnonzero(arrive_s == cutoff)
-    out[ties[: capacity - int(np.count_nonzero(out))]] = True
+def _split_earliest(values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder ``values`` in place so that its ``count`` smallest come first (a partial sort);
+    return the two parts as views. Only the values matter downstream, not which request had
+    which, so equal times need no order."""
+    if count <= 0:
+        return values[:0], values
+    if count < len(values):
+        values.partition(count - 1)
+    return values[:count], values[count:]
+
+
+def _admitted_per_block(values: list[np.ndarray], room: int) -> tuple[np.ndarray, float]:
+    """Of blocks of times offered to one PoP with ``room`` left (earliest first; equal times in
+    block order), how many each block gets in, and the cutoff time (admitted: below it, plus
+    the first ties)."""
+    if room <= 0:
+        return np.zeros(len(values), dtype=np.int64), -np.inf
+    offered = np.concatenate(values)
+    if room >= len(offered):
+        return np.array([len(v) for v in values], dtype=np.int64), np.inf
+    cutoff = float(np.partition(offered, room - 1)[room - 1])
+    below = np.array([np.count_nonzero(v < cutoff) for v in values], dtype=np.int64)
+    ties = np.array([np.count_nonzero(v == cutoff) for v in values], dtype=np.int64)
+    tie_room = room - int(below.sum())
+    tie_taken = np.minimum(ties, np.maximum(tie_room - (np.cumsum(ties) - ties), 0))
+    return below + tie_taken, cutoff
 
 
 class _Segment:
@@ -197,8 +210,10 @@ class _Segment:
 
     A PoP admits its own viewers' earliest ``capacity`` requests; the rest are refused or spill
     to the next-nearest PoP, which takes them only into the room its own viewers left
-    (``capacity - own admitted``), earliest first, and refuses the others: a spill never pushes
-    a neighbour over its own capacity. (With one PoP there is no neighbour: the rest is refused.)
+    (``capacity - own admitted``), earliest first (equal times in order of the PoP they came
+    from), and refuses the others: a spill never pushes a neighbour over its own capacity.
+    (With one PoP there is no neighbour: the rest is refused.) Admission is a partial sort of
+    each full PoP's times, in place; what follows needs each PoP's times, not who sent them.
 
     Each PoP's group is made of *blocks* that share one no-wait latency: its own viewers
     (``2 x player→edge``), then the requests spilled to it from each other PoP, in PoP order
@@ -206,10 +221,11 @@ class _Segment:
     """
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
-                 tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None) -> None:
+                 tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None,
+                 buffers: tuple[np.ndarray, np.ndarray]) -> None:
         pops = scenario.pops
         own_counts = arrivals.pop_counts
-        arrive = arrivals.send_s + player_edge_v
+        arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
         if capacity is None or not (own_counts > capacity).any():
             self._set(arrive, arrivals.pop, own_counts, every_pop, own_counts,
@@ -218,67 +234,70 @@ class _Segment:
             tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, own_counts)
             return
         starts = _group_starts(own_counts)
-        keep = np.ones(len(arrive), dtype=bool)
-        for p in np.flatnonzero(own_counts > capacity).tolist():
-            part = slice(int(starts[p]), int(starts[p] + own_counts[p]))
-            _admit(arrive[part], int(capacity[p]), keep[part])
+        kept_parts, over_parts = [], []
+        for p in range(pops):
+            part = arrive[int(starts[p]):int(starts[p] + own_counts[p])]
+            kept, over = (_split_earliest(part, int(capacity[p])) if own_counts[p] > capacity[p]
+                          else (part, part[:0]))
+            kept_parts.append(kept)
+            over_parts.append(over)
         kept_counts = np.minimum(own_counts, capacity)
         over_counts = own_counts - kept_counts
-        over_arrive = arrive[~keep]
-        kept_arrive = arrive[keep]
-        if scenario.overflow == "refuse" or pops < 2:
-            tally.add_seconds("refused", over_arrive)
+        kept_arrive = np.concatenate(kept_parts, out=buffers[1][: int(kept_counts.sum())])
+        spill = scenario.overflow == "spill" and pops > 1
+        for over in over_parts:
+            tally.add_seconds("spilled" if spill else "refused", over)
+        if not spill:
             tally.pop["refused"] += over_counts
             self._set(kept_arrive, None, kept_counts, every_pop, kept_counts,
                       paths.player_edge_rtt_s)
+            tally.add_segment_load(own_counts, self.counts)
+            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
+            return
+        tally.pop["spilled_out"] += over_counts
+        room = capacity - kept_counts
+        spill_counts = np.zeros(pops, dtype=np.int64)
+        spilled_in: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(pops)]
+        for target in range(pops):
+            sources = [q for q in np.flatnonzero((paths.neighbour_pop == target) & (over_counts > 0))
+                       .tolist()]
+            if not sources:
+                continue
+            times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
+            admitted, cutoff = _admitted_per_block(times, int(room[target]))
+            for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
+                if count == 0:  # no room left: all refused
+                    tally.add_seconds("refused", values)
+                    tally.pop["refused"][q] += len(values)
+                elif count < len(values):
+                    taken = np.flatnonzero(values < cutoff)
+                    ties = np.flatnonzero(values == cutoff)[: count - len(taken)]
+                    keep = np.zeros(len(values), dtype=bool)
+                    keep[taken], keep[ties] = True, True
+                    tally.add_seconds("refused", values[~keep])
+                    tally.pop["refused"][q] += len(values) - count
+                    values = values[keep]
+                if count:
+                    spilled_in[target].append((q, values))
+            spill_counts[target] = int(admitted.sum())
+        tally.pop["spilled_in"] += spill_counts
+        if not spill_counts.any():  # every spilled request was refused
+            self._set(kept_arrive, None, kept_counts, every_pop, kept_counts,
+                      paths.player_edge_rtt_s)
         else:
-            tally.add_seconds("spilled", over_arrive)
-            tally.pop["spilled_out"] += over_counts
-            # the spilled requests grouped by the PoP they go to, then by the PoP they left
-            sources = np.flatnonzero(over_counts)
-            sources = sources[np.argsort(paths.neighbour_pop[sources], kind="stable")]
-            targets = paths.neighbour_pop[sources]
-            source_counts = over_counts[sources]
-            over_starts = _group_starts(over_counts)
-            spill_arrive = np.concatenate([
-                over_arrive[over_starts[q]:over_starts[q] + over_counts[q]] + paths.neighbour_s[q]
-                for q in sources.tolist()])
-            offered = np.zeros(pops, dtype=np.int64)
-            np.add.at(offered, targets, source_counts)
-            room = capacity - kept_counts
-            spill_keep = np.ones(len(spill_arrive), dtype=bool)
-            offer_starts = _group_starts(offered)
-            for p in np.flatnonzero(offered > room).tolist():
-                part = slice(int(offer_starts[p]), int(offer_starts[p] + offered[p]))
-                _admit(spill_arrive[part], int(room[p]), spill_keep[part])
-            admitted_by_source = source_counts
-            if not spill_keep.all():
-                refused = ~spill_keep
-                tally.add_seconds("refused", spill_arrive[refused])
-                block = np.repeat(np.arange(len(sources)), source_counts)
-                refused_by_source = np.bincount(block[refused], minlength=len(sources))
-                np.add.at(tally.pop["refused"], sources, refused_by_source)
-                admitted_by_source = source_counts - refused_by_source
-                spill_arrive = spill_arrive[spill_keep]
-            spill_counts = np.zeros(pops, dtype=np.int64)
-            np.add.at(spill_counts, targets, admitted_by_source)
-            tally.pop["spilled_in"] += spill_counts
-            kept_starts, spill_starts = _group_starts(kept_counts), _group_starts(spill_counts)
+            kept_starts = _group_starts(kept_counts)
             parts: list[np.ndarray] = []
             block_pop, block_counts, block_base = [], [], []
-            source = 0
             for p in range(pops):
                 parts.append(kept_arrive[kept_starts[p]:kept_starts[p] + kept_counts[p]])
-                parts.append(spill_arrive[spill_starts[p]:spill_starts[p] + spill_counts[p]])
                 block_pop.append(p)
                 block_counts.append(int(kept_counts[p]))
                 block_base.append(float(paths.player_edge_rtt_s[p]))
-                while source < len(sources) and targets[source] == p:
-                    if admitted_by_source[source]:
-                        block_pop.append(p)
-                        block_counts.append(int(admitted_by_source[source]))
-                        block_base.append(float(paths.spill_rtt_s[sources[source]]))
-                    source += 1
+                for q, values in spilled_in[p]:
+                    parts.append(values)
+                    block_pop.append(p)
+                    block_counts.append(len(values))
+                    block_base.append(float(paths.spill_rtt_s[q]))
             self._set(np.concatenate(parts), None, kept_counts + spill_counts,
                       np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
                       np.array(block_base))
@@ -596,12 +615,13 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
     cached_counts: np.ndarray | None = None
     player_edge_v = np.empty(0)
     resolve = _coalescing_segment if scenario.coalescing else _uncoalesced_segment
+    buffers = (np.empty(scenario.viewers), np.empty(scenario.viewers))  # reused every segment
     for arrivals in segment_arrivals(scenario, delays):
         if cached_counts is None or not np.array_equal(cached_counts, arrivals.pop_counts):
             cached_counts = arrivals.pop_counts
             player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
         _add_demand(tally, arrivals, horizon_s)
-        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity)
+        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity, buffers)
         targets = push_targets(scenario, previous_counts)
         if scenario.push:
             origin_push = arrivals.publish_s + paths.origin_server_s
