@@ -64,8 +64,8 @@ def fifo_finish_sorted(ready_s: np.ndarray, servers: int, service_s: float) -> n
     start = grid - offset
     np.maximum.accumulate(start, axis=0, out=start)
     start += offset
+    start += service_s
     finish: np.ndarray = start.ravel()[:count]
-    finish += service_s
     return finish
 
 

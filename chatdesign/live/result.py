@@ -116,7 +116,7 @@ class Tally:
         np.maximum(self.pop["peak_served_per_segment"], served_counts,
                    out=self.pop["peak_served_per_segment"])
 
-    def add_peak_10ms(self, arrive_s: np.ndarray, pop: np.ndarray, publish_s: float,
+    def add_peak_10ms(self, arrive_s: np.ndarray, pop: np.ndarray | None, publish_s: float,
                       counts: np.ndarray | None = None) -> None:
         """Track each PoP's busiest 10 ms (requests arriving at the PoP serving them), counted
         in 10 ms bins from the segment's publication. ``counts``, when given, says the requests
@@ -132,6 +132,8 @@ class Tally:
         np.copyto(bins, since, casting="unsafe")  # truncates, as astype does
         peak = self.pop["peak_served_per_10ms"]
         if counts is None:
+            if pop is None:
+                raise ValueError("add_peak_10ms needs the PoP of each request or the counts")
             width = int(bins.max()) + 1
             per_pop = np.bincount(pop * width + bins, minlength=self.scenario.pops * width)
             np.maximum(peak, per_pop.reshape(-1, width).max(axis=1), out=peak)

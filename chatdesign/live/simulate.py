@@ -228,10 +228,10 @@ class _Segment:
         arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
         if capacity is None or not (own_counts > capacity).any():
-            self._set(arrive, arrivals.pop, own_counts, every_pop, own_counts,
+            self._set(arrive, own_counts, every_pop, own_counts,
                       paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, own_counts)
-            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, own_counts)
+            tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, own_counts)
             return
         starts = _group_starts(own_counts)
         kept_parts, over_parts = [], []
@@ -249,20 +249,19 @@ class _Segment:
             tally.add_seconds("spilled" if spill else "refused", over)
         if not spill:
             tally.pop["refused"] += over_counts
-            self._set(kept_arrive, None, kept_counts, every_pop, kept_counts,
+            self._set(kept_arrive, kept_counts, every_pop, kept_counts,
                       paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, self.counts)
-            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
+            tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, self.counts)
             return
         tally.pop["spilled_out"] += over_counts
         room = capacity - kept_counts
         spill_counts = np.zeros(pops, dtype=np.int64)
         spilled_in: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(pops)]
-        for target in range(pops):
-            sources = [q for q in np.flatnonzero((paths.neighbour_pop == target) & (over_counts > 0))
-                       .tolist()]
-            if not sources:
-                continue
+        by_target: dict[int, list[int]] = {}
+        for q in np.flatnonzero(over_counts).tolist():  # in PoP order
+            by_target.setdefault(int(paths.neighbour_pop[q]), []).append(q)
+        for target, sources in sorted(by_target.items()):
             times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
             admitted, cutoff = _admitted_per_block(times, int(room[target]))
             for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
@@ -282,7 +281,7 @@ class _Segment:
             spill_counts[target] = int(admitted.sum())
         tally.pop["spilled_in"] += spill_counts
         if not spill_counts.any():  # every spilled request was refused
-            self._set(kept_arrive, None, kept_counts, every_pop, kept_counts,
+            self._set(kept_arrive, kept_counts, every_pop, kept_counts,
                       paths.player_edge_rtt_s)
         else:
             kept_starts = _group_starts(kept_counts)
@@ -298,21 +297,22 @@ class _Segment:
                     block_pop.append(p)
                     block_counts.append(len(values))
                     block_base.append(float(paths.spill_rtt_s[q]))
-            self._set(np.concatenate(parts), None, kept_counts + spill_counts,
+            self._set(np.concatenate(parts), kept_counts + spill_counts,
                       np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
                       np.array(block_base))
         tally.add_segment_load(own_counts, self.counts)
-        tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
+        tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, self.counts)
 
-    def _set(self, arrive_s: np.ndarray, pop: np.ndarray | None, counts: np.ndarray,
-             block_pop: np.ndarray, block_counts: np.ndarray, block_base: np.ndarray) -> None:
+    def _set(self, arrive_s: np.ndarray, counts: np.ndarray, block_pop: np.ndarray,
+             block_counts: np.ndarray, block_base: np.ndarray) -> None:
         self.arrive_s, self.counts = arrive_s, counts
-        self.pop = np.repeat(np.arange(len(counts)), counts) if pop is None else pop
+        self.ends = np.cumsum(counts)
         self.starts = _group_starts(counts)
         self.block_counts, self.block_base = block_counts, block_base
         self.block_ends = np.cumsum(block_counts)
         self.simple = len(block_counts) == len(counts)  # one block per PoP: its own viewers
         self.blocks_of_pop = np.bincount(block_pop, minlength=len(counts))
+        self.own_block = np.searchsorted(block_pop, np.arange(len(counts)))  # first of each PoP
         nonempty = np.flatnonzero(counts)
         self.nonempty = nonempty.tolist()
         # the earliest arrival of each non-empty PoP (first occurrence on ties), in PoP order
@@ -321,6 +321,11 @@ class _Segment:
             dtype=np.int64)
         self.first_arrival = np.full(len(counts), np.inf)
         self.first_arrival[nonempty] = arrive_s[self.first]
+
+    def pop_of(self, index: np.ndarray) -> np.ndarray:
+        """The PoP serving requests ``index``."""
+        pop: np.ndarray = np.searchsorted(self.ends, index, side="right")
+        return pop
 
     def part(self, p: int) -> slice:
         """Where PoP ``p``'s requests are."""
@@ -335,18 +340,22 @@ class _Segment:
     def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
         """The no-wait latency (round trip to the serving edge) of requests ``index``."""
         if self.simple:
-            simple: np.ndarray = paths.player_edge_rtt_s[self.pop[index]]
+            simple: np.ndarray = paths.player_edge_rtt_s[self.pop_of(index)]
             return simple
         base: np.ndarray = self.block_base[np.searchsorted(self.block_ends, index, side="right")]
         return base
 
-    def add_hits(self, tally: Tally, non_hits: np.ndarray) -> None:
-        """Add every request but ``non_hits`` (indices) to the edge histogram at its no-wait
-        latency (the round trip to the edge), one bin per block."""
-        block = (self.pop[non_hits] if self.simple
+    def add_hits(self, tally: Tally, non_hits: np.ndarray,
+                 own_non_hits: np.ndarray | None = None) -> None:
+        """Add every request but ``non_hits`` (indices) and, per PoP, ``own_non_hits`` more of
+        its own viewers' (counted, not listed) to the edge histogram at its no-wait latency
+        (the round trip to the edge), one bin per block."""
+        block = (self.pop_of(non_hits) if self.simple
                  else np.searchsorted(self.block_ends, non_hits, side="right"))
-        hits = self.block_counts - np.bincount(block, minlength=len(self.block_counts))
-        np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), hits)
+        non = np.bincount(block, minlength=len(self.block_counts))
+        if own_non_hits is not None:
+            non[self.own_block] += own_non_hits
+        np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), self.block_counts - non)
 
 
 def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.ndarray:
@@ -391,7 +400,7 @@ class _Queue:
         wait = np.empty(n)
         special_pos = np.empty(len(special), dtype=np.int64)
         first_pos = np.empty(len(seg.first), dtype=np.int64)
-        special_pop = seg.pop[special]
+        special_pop = seg.pop_of(special)
         all_base = None if seg.simple else seg.all_base()
         for k, p in enumerate(seg.nonempty):
             part = seg.part(p)
@@ -451,8 +460,8 @@ class _Queue:
         tally.first_latency_sum_s += float(latency[first_pos].sum())
         tally.first_requests += len(first_pos)
         np.maximum(wait, 0.0, out=wait)
-        tally.queue_wait_sum_s += np.bincount(seg.pop, weights=wait, minlength=len(seg.counts))
         served = np.flatnonzero(seg.counts)
+        tally.queue_wait_sum_s[served] += np.add.reduceat(wait, seg.starts[served])
         tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
                                                     np.maximum.reduceat(wait, seg.starts[served]))
 
@@ -491,7 +500,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.pop["origin_cache_requests"] += missed
 
     first = seg.first
-    first_pop = seg.pop[first]
+    first_pop = seg.pop_of(first)
     fetcher = missed[first_pop]
     went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
         upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
@@ -505,7 +514,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
         arrive = seg.arrive_s[part]
         if queue is not None:
             waiters[p] = np.count_nonzero(arrive < landed[p])
-        elif seg.simple:
+        elif seg.blocks_of_pop[p] == 1:  # its own viewers only: one no-wait latency
             early = arrive[arrive < landed[p]]
             waiters[p] = len(early)
             waited_parts.append(paths.player_edge_rtt_s[p] + (landed[p] - early))
@@ -529,12 +538,9 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
     np.add.at(tally.histogram[ORIGIN_SERVER], fetcher_bins[went_to_server], 1)
     np.add.at(tally.histogram[ORIGIN_CACHE], fetcher_bins[~went_to_server], 1)
-    if seg.simple:
-        hits = seg.counts - waiters
-        np.add.at(tally.histogram[EDGE], latency_bins(seg.block_base), hits)
-    else:
-        seg.add_hits(tally, np.concatenate(waiter_index) if waiter_index
-                     else np.empty(0, dtype=np.int64))
+    single = seg.blocks_of_pop == 1
+    seg.add_hits(tally, np.concatenate(waiter_index) if waiter_index
+                 else np.empty(0, dtype=np.int64), np.where(single, waiters, 0))
     return landed
 
 
@@ -592,7 +598,7 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
     first = seg.first
-    first_pop = seg.pop[first]
+    first_pop = seg.pop_of(first)
     first_latency = np.where(missed[first_pop],
                              seg.base(paths, first) + (first_answer[first_pop]
                                                        - seg.arrive_s[first]),
