@@ -358,6 +358,16 @@ class _Segment:
         np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), self.block_counts - non)
 
 
+def _latency_and_wait(finish: np.ndarray, arrive: np.ndarray, ready: np.ndarray, base: float,
+                      service: float, latency: np.ndarray, wait: np.ndarray) -> None:
+    """Write ``base + (finish - arrive)`` into ``latency`` and ``finish - service - ready`` into
+    ``wait`` without temporaries (the same operations, in the same order)."""
+    np.subtract(finish, arrive, out=latency)
+    np.add(base, latency, out=latency)
+    np.subtract(finish, service, out=wait)
+    wait -= ready
+
+
 def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.ndarray:
     """Where requests ready at ``ready`` (arrived at ``arrive``, before it) sit in the queue
     order ``key`` (sorted ready times; ties by arrival, then by index). A request ready later
@@ -416,8 +426,7 @@ class _Queue:
                     key = np.sort(arrive)
                     ready = np.maximum(key, landed[p])
                     finish = fifo_finish_sorted(ready, servers, service)
-                    latency[part] = base + (finish - key)
-                    wait[part] = finish - service - ready
+                    _latency_and_wait(finish, key, ready, base, service, latency[part], wait[part])
                     special_pos[mine] = begin + np.searchsorted(key, arrive[local])
                     first_pos[k] = begin + np.searchsorted(key, arrive[first_local])
                     continue
@@ -426,11 +435,10 @@ class _Queue:
                 ready[local] = special_ready[mine]
                 key = np.sort(ready)
                 finish = fifo_finish_sorted(key, servers, service)
-                lat = base + (finish - key)
+                lat = latency[part]
+                _latency_and_wait(finish, key, key, base, service, lat, wait[part])
                 position = _positions(key, special_ready[mine], arrive[local])
                 lat[position] = base + (finish[position] - arrive[local])
-                latency[part] = lat
-                wait[part] = finish - service - key
                 special_pos[mine] = begin + position
                 match = np.flatnonzero(local == first_local)
                 first_pos[k] = begin + (int(position[match[0]]) if len(match)
