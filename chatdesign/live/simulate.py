@@ -568,29 +568,49 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     first_answer = answered_at(np.arange(scenario.pops), first_upstream)
     bound = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
     landed = edge_push_s.copy()
-    miss_parts: list[np.ndarray] = []
-    miss_pop_parts: list[np.ndarray] = []
+    arrive_parts: list[np.ndarray] = []
+    pop_parts: list[np.ndarray] = []
+    index_parts: list[np.ndarray] = []
+    base_parts: list[np.ndarray] = []
+    own_misses = np.zeros(scenario.pops, dtype=np.int64)
     for p in seg.nonempty:
         part = seg.part(p)
         arrive = seg.arrive_s[part]
-        local = np.flatnonzero(arrive <= bound[p])
-        if not len(local):
+        # a PoP serving only its own viewers needs the candidates' times, not who they are
+        by_value = queue is None and seg.blocks_of_pop[p] == 1
+        if by_value:
+            cand_arrive = np.sort(arrive[arrive <= bound[p]])
+            local = np.empty(0, dtype=np.int64)
+        else:
+            local = np.flatnonzero(arrive <= bound[p])
+            local = local[np.argsort(arrive[local], kind="stable")]
+            cand_arrive = arrive[local]
+        if not len(cand_arrive):
             continue
-        local = local[np.argsort(arrive[local], kind="stable")]
-        cand_arrive = arrive[local]
-        cand_answer = answered_at(np.full(len(local), p), cand_arrive + paths.edge_origin_s[p])
-        earliest_before = np.empty(len(local))
+        cand_answer = answered_at(np.full(len(cand_arrive), p),
+                                  cand_arrive + paths.edge_origin_s[p])
+        earliest_before = np.empty(len(cand_arrive))
         earliest_before[0] = edge_push_s[p]
         np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[:-1]),
                    out=earliest_before[1:])
         is_miss = cand_arrive < earliest_before
-        if is_miss.any():
+        misses = int(np.count_nonzero(is_miss))
+        if misses:
             landed[p] = min(edge_push_s[p], float(cand_answer[is_miss].min()))
-            miss_parts.append(part.start + local[is_miss])
-            miss_pop_parts.append(np.full(int(is_miss.sum()), p))
-    miss = np.concatenate(miss_parts) if miss_parts else np.empty(0, dtype=np.int64)
-    miss_pop = np.concatenate(miss_pop_parts) if miss_pop_parts else np.empty(0, dtype=np.int64)
-    miss_arrive = seg.arrive_s[miss]
+            arrive_parts.append(cand_arrive[is_miss])
+            pop_parts.append(np.full(misses, p))
+            if by_value:
+                own_misses[p] = misses
+                base_parts.append(np.full(misses, paths.player_edge_rtt_s[p]))
+            else:
+                index = part.start + local[is_miss]
+                index_parts.append(index)
+                base_parts.append(seg.base(paths, index))
+    def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    miss_arrive, miss_pop = joined(arrive_parts, float), joined(pop_parts, np.int64)
+    miss_index = joined(index_parts, np.int64)  # every miss when queueing
     miss_upstream = miss_arrive + paths.edge_origin_s[miss_pop]
     miss_answer = answered_at(miss_pop, miss_upstream)
     to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
@@ -598,10 +618,10 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
     tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
     if queue is not None:
-        queue.serve(seg, tally, None, miss, miss_answer,
+        queue.serve(seg, tally, None, miss_index, miss_answer,
                     np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE))
         return landed
-    miss_latency = seg.base(paths, miss) + (miss_answer - miss_arrive)
+    miss_latency = joined(base_parts, float) + (miss_answer - miss_arrive)
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
@@ -613,7 +633,7 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
                              seg.base(paths, first))
     tally.first_latency_sum_s += float(first_latency.sum())
     tally.first_requests += len(first)
-    seg.add_hits(tally, miss)
+    seg.add_hits(tally, miss_index, own_misses)
     return landed
 
 
