@@ -69,7 +69,7 @@ class Tally:
         pops, seconds = scenario.pops, scenario.seconds
         self.queue_wait_sum_s = np.zeros(pops)
         self.queue_wait_max_s = np.zeros(pops)
-        self._since, self._bins = np.empty(0), np.empty(0, dtype=np.int32)
+        self._since, self._bins = np.empty(0), np.empty(0, dtype=np.intp)
         self.coalesced = 0
         self.pushes = 0
         self.unwatched_pushes = 0
@@ -125,7 +125,7 @@ class Tally:
         if n == 0:
             return
         if len(self._since) < n:  # reused buffers: no fresh pages per segment
-            self._since, self._bins = np.empty(n), np.empty(n, dtype=np.int32)
+            self._since, self._bins = np.empty(n), np.empty(n, dtype=np.intp)
         since, bins = self._since[:n], self._bins[:n]
         np.subtract(arrive_s, publish_s, out=since)
         since *= PEAK_BINS_PER_S

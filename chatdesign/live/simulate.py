@@ -315,12 +315,28 @@ class _Segment:
         self.own_block = np.searchsorted(block_pop, np.arange(len(counts)))  # first of each PoP
         nonempty = np.flatnonzero(counts)
         self.nonempty = nonempty.tolist()
-        # the earliest arrival of each non-empty PoP (first occurrence on ties), in PoP order
-        self.first = np.array([int(self.starts[p]) + int(np.argmin(
-            arrive_s[self.starts[p]:self.starts[p] + counts[p]])) for p in self.nonempty],
-            dtype=np.int64)
-        self.first_arrival = np.full(len(counts), np.inf)
-        self.first_arrival[nonempty] = arrive_s[self.first]
+        self.first_pop = nonempty
+        self.first_arrival = np.full(len(counts), np.inf)  # the earliest arrival at each PoP
+        if len(nonempty):
+            self.first_arrival[nonempty] = np.minimum.reduceat(arrive_s, self.starts[nonempty])
+        self._first: np.ndarray | None = None
+
+    @property
+    def first(self) -> np.ndarray:
+        """Index of the earliest arrival of each non-empty PoP (first occurrence on ties), in
+        PoP order; found on demand (the queue and PoPs with spilled-in requests need it)."""
+        if self._first is None:
+            self._first = np.array([int(self.starts[p]) + int(np.argmin(
+                self.arrive_s[self.starts[p]:self.starts[p] + self.counts[p]]))
+                for p in self.nonempty], dtype=np.int64)
+        return self._first
+
+    def first_base(self, paths: PathTimes) -> np.ndarray:
+        """The no-wait latency of each non-empty PoP's earliest request, in PoP order."""
+        if self.simple:
+            simple: np.ndarray = paths.player_edge_rtt_s[self.first_pop]
+            return simple
+        return self.base(paths, self.first)
 
     def pop_of(self, index: np.ndarray) -> np.ndarray:
         """The PoP serving requests ``index``."""
@@ -507,8 +523,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.add_seconds("origin_server_requests", origin_first[origin_missed])
     tally.pop["origin_cache_requests"] += missed
 
-    first = seg.first
-    first_pop = seg.pop_of(first)
+    first_pop = seg.first_pop
     fetcher = missed[first_pop]
     went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
         upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
@@ -533,14 +548,14 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
             waited_parts.append(seg.base(paths, index) + (landed[p] - seg.arrive_s[index]))
     tally.coalesced += int(waiters.sum()) - int(missed.sum())
     if queue is not None:
-        queue.serve(seg, tally, landed, first[fetcher], None, fetcher_layer)
+        queue.serve(seg, tally, landed, seg.first[fetcher], None, fetcher_layer)
         return landed
     waited = np.concatenate(waited_parts) if waited_parts else np.empty(0)
     edge_histogram = np.bincount(latency_bins(waited))
-    first_latency = seg.base(paths, first) + np.maximum(
-        landed[first_pop] - seg.arrive_s[first], 0.0)
+    first_latency = seg.first_base(paths) + np.maximum(
+        landed[first_pop] - seg.first_arrival[first_pop], 0.0)
     tally.first_latency_sum_s += float(first_latency.sum())
-    tally.first_requests += len(first)
+    tally.first_requests += len(first_pop)
     fetcher_bins = latency_bins(first_latency[fetcher])
     np.subtract.at(edge_histogram, fetcher_bins, 1)
     tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
@@ -625,14 +640,13 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
-    first = seg.first
-    first_pop = seg.pop_of(first)
+    first_pop = seg.first_pop
+    first_base = seg.first_base(paths)
     first_latency = np.where(missed[first_pop],
-                             seg.base(paths, first) + (first_answer[first_pop]
-                                                       - seg.arrive_s[first]),
-                             seg.base(paths, first))
+                             first_base + (first_answer[first_pop] - seg.first_arrival[first_pop]),
+                             first_base)
     tally.first_latency_sum_s += float(first_latency.sum())
-    tally.first_requests += len(first)
+    tally.first_requests += len(first_pop)
     seg.add_hits(tally, miss_index, own_misses)
     return landed
 
