@@ -83,15 +83,23 @@ class Tally:
                      "refused", "origin_cache_requests", "peak_served_per_segment",
                      "peak_served_per_10ms")}
 
-    def add_seconds(self, column: str, times_s: np.ndarray) -> None:
-        """Count events at ``times_s`` into the per-second ``column``.
+    def add_seconds(self, column: str, times_s: np.ndarray, shift_s: float = 0.0) -> None:
+        """Count events at ``times_s + shift_s`` into the per-second ``column``.
 
         Events of one segment fall within a few seconds, so they are counted below each whole
-        second in the span (``t < s + 1`` is exactly ``floor(t) <= s``), cheaper than a bincount."""
+        second in the span (``t < s + 1`` is exactly ``floor(t) <= s``), cheaper than a bincount.
+        Adding ``shift_s`` keeps order (rounding is monotone), so when the earliest and latest
+        shifted times fall in one second, so do all, and none is shifted one by one."""
         if not len(times_s):
             return
-        first, last = int(np.floor(times_s.min())), int(np.floor(times_s.max()))
+        first = int(np.floor(times_s.min() + shift_s))
+        last = int(np.floor(times_s.max() + shift_s))
         series = self.series[column]
+        if first == last:
+            series[first] += len(times_s)
+            return
+        if shift_s:
+            times_s = times_s + shift_s
         if last - first > 8:
             series += np.bincount(np.floor(times_s).astype(np.int64), minlength=len(series))
             return

@@ -262,6 +262,11 @@ class _Segment:
         for q in np.flatnonzero(over_counts).tolist():  # in PoP order
             by_target.setdefault(int(paths.neighbour_pop[q]), []).append(q)
         for target, sources in sorted(by_target.items()):
+            if room[target] <= 0:  # no room left: all refused, counted at the neighbour
+                for q in sources:
+                    tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]))
+                    tally.pop["refused"][q] += len(over_parts[q])
+                continue
             times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
             admitted, cutoff = _admitted_per_block(times, int(room[target]))
             for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
