@@ -1,8 +1,10 @@
 """``python -m chatdesign simulate-live``: the vectorised live-delivery simulation from the shell.
 
 Example: ``python -m chatdesign simulate-live --viewers 1M --duration 300``. Prints the headline
-numbers, per-layer latency percentiles and the busiest PoPs, then the wall time and peak
-memory. Runs of more than about ten million requests print a progress line to stderr.
+numbers, per-layer latency percentiles and the busiest PoPs, what the map's PoPs admit per
+segment (capacity is derived from their servers and links unless ``--pop-capacity-rps`` says
+otherwise: a number, or ``none``) and how many requests were refused, then the wall time and
+peak memory. Runs of more than about ten million requests print a progress line to stderr.
 The model is explained in ``notebooks/08_edge_cache.ipynb``.
 """
 

@@ -4,11 +4,13 @@ per request.
 Theory of operation (one segment at a time; the arrays come from
 :func:`~chatdesign.live.arrivals.segment_arrivals`). A request leaves its player at ``send``
 and reaches its PoP's edge cache at ``a = send + player→edge``. If the PoP already has its
-capacity's worth of requests for this segment (``pop_capacity_rps``: a number for every PoP, or
-``"derived"`` from each PoP's servers and links), the request is refused or spills to the
-next-nearest PoP (arriving ``neighbour`` seconds later), which admits spilled requests only into
-the room its own viewers left and refuses the rest. At each edge cache the whole segment's story
-is fixed by one time, ``F``, when the segment lands there:
+capacity's worth of requests for this segment (``pop_capacity_rps``: by default ``"derived"``
+from each PoP's servers and links, or a number for every PoP; None for no limit), the request
+is refused or spills to the next-nearest PoP (arriving ``neighbour`` seconds later), which admits
+spilled requests only into the room its own viewers left and refuses the rest. Admission is a
+partial sort (``np.partition``) of each full PoP's times; from then on only each PoP's times
+matter, not which viewer sent which. At each edge cache the whole segment's story is fixed by one
+time, ``F``, when the segment lands there:
 
 - coalescing: the earliest request (if it beats any push) is the one miss; it reaches the
   origin cache at ``b = a + edge→origin``; there, the earliest ``b`` of all its PoPs is the one
@@ -22,8 +24,15 @@ is fixed by one time, ``F``, when the segment lands there:
 With ``queueing=True`` each request then queues for one of its PoP's servers from the moment
 the edge can answer it (``a`` for a hit, ``F`` for a waiter, its own answer for an uncoalesced
 miss) and holds it for the segment's transfer time: an exact FIFO multi-server queue with a fixed
-service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`). Peak load is
-also counted in 10 ms bins per PoP (``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`) over its
+sorted ready times (``np.sort``; the few requests whose ready time is not their arrival are
+placed by binary search). Peak load is also counted in 10 ms bins per PoP
+(``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+
+Where the time goes (``benchmarks/live_sim.py``): drawing the arrivals is about a third of the
+default path; the rest is a handful of passes over each segment's arrays (the 10 ms histogram,
+each PoP's earliest arrival, the waiters) and, with a capacity, one partial sort per full PoP.
+Queueing adds a full sort of each PoP's ready times per segment.
 
 Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
 publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
