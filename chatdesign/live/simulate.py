@@ -231,8 +231,10 @@ class _Segment:
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
                  tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None,
-                 buffers: tuple[np.ndarray, np.ndarray]) -> None:
+                 buffers: tuple[np.ndarray, np.ndarray], count_peak: bool = True) -> None:
         pops = scenario.pops
+        self.publish_s = arrivals.publish_s
+        self.count_peak = count_peak  # False: the queue counts it from each PoP's sorted times
         own_counts = arrivals.pop_counts
         arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
@@ -240,7 +242,7 @@ class _Segment:
             self._set(arrive, own_counts, every_pop, own_counts,
                       paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, own_counts)
-            tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, own_counts)
+            self._add_peak(tally)
             return
         starts = _group_starts(own_counts)
         kept_parts, over_parts = [], []
@@ -261,7 +263,7 @@ class _Segment:
             self._set(kept_arrive, kept_counts, every_pop, kept_counts,
                       paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, self.counts)
-            tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, self.counts)
+            self._add_peak(tally)
             return
         tally.pop["spilled_out"] += over_counts
         room = capacity - kept_counts
@@ -315,7 +317,7 @@ class _Segment:
                       np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
                       np.array(block_base))
         tally.add_segment_load(own_counts, self.counts)
-        tally.add_peak_10ms(self.arrive_s, None, arrivals.publish_s, self.counts)
+        self._add_peak(tally)
 
     def _set(self, arrive_s: np.ndarray, counts: np.ndarray, block_pop: np.ndarray,
              block_counts: np.ndarray, block_base: np.ndarray) -> None:
@@ -351,6 +353,10 @@ class _Segment:
             simple: np.ndarray = paths.player_edge_rtt_s[self.first_pop]
             return simple
         return self.base(paths, self.first)
+
+    def _add_peak(self, tally: Tally) -> None:
+        if self.count_peak:
+            tally.add_peak_10ms(self.arrive_s, None, self.publish_s, self.counts)
 
     def pop_of(self, index: np.ndarray) -> np.ndarray:
         """The PoP serving requests ``index``."""
@@ -422,7 +428,8 @@ class _Queue:
         self.service_s = service_s
 
     def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
-              special_ready: np.ndarray | None, special_layer: np.ndarray) -> None:
+              special_ready: np.ndarray | None, special_layer: np.ndarray,
+              publish_s: float | None = None) -> None:
         """Queue every request from when the edge can answer it; add latencies (round trip +
         waiting for the segment + queueing + transfer) and queue waits.
 
@@ -432,8 +439,10 @@ class _Queue:
         answer, ``special_ready``), so the order is the ready times sorted (ties by arrival).
         The queue needs only the sorted times: latencies are computed in queue order and the
         few requests whose arrival differs from their ready time (or that are answered
-        upstream, ``special_layer``) are found by binary search. A PoP that also serves spilled
-        requests (other no-wait latencies) is ordered with an argsort.
+        upstream, ``special_layer``) are found by binary search, and so are requests spilled in
+        from another PoP (another no-wait latency); without coalescing such a PoP is ordered with
+        an argsort. With ``publish_s`` (coalescing) each PoP's busiest 10 ms is counted here from
+        its sorted arrivals (:meth:`Tally.add_peak_sorted`) instead of at admission.
         """
         n = len(seg.arrive_s)
         latency = np.empty(n)
@@ -441,7 +450,7 @@ class _Queue:
         special_pos = np.empty(len(special), dtype=np.int64)
         first_pos = np.empty(len(seg.first), dtype=np.int64)
         special_pop = seg.pop_of(special)
-        all_base = None if seg.simple else seg.all_base()
+        all_base = None if seg.simple or landed is not None else seg.all_base()
         for k, p in enumerate(seg.nonempty):
             part = seg.part(p)
             begin = part.start
@@ -450,16 +459,26 @@ class _Queue:
             local = special[mine] - begin
             first_local = int(seg.first[k]) - begin
             servers, service = self.servers[p], float(self.service_s[p])
+            own = int(seg.own_block[p])
+            base = float(seg.block_base[own])  # its own viewers' no-wait latency
+            if landed is not None:
+                key = np.sort(arrive)
+                ready = np.maximum(key, landed[p])
+                finish = fifo_finish_sorted(ready, servers, service)
+                lat = latency[part]
+                _latency_and_wait(finish, key, ready, base, service, lat, wait[part])
+                if seg.blocks_of_pop[p] > 1:  # requests spilled in: their own no-wait latency
+                    spilled = arrive[int(seg.block_counts[own]):]
+                    blocks = slice(own + 1, own + int(seg.blocks_of_pop[p]))
+                    position = _positions(key, spilled, spilled)
+                    lat[position] = (np.repeat(seg.block_base[blocks], seg.block_counts[blocks])
+                                     + (finish[position] - spilled))
+                special_pos[mine] = begin + np.searchsorted(key, arrive[local])
+                first_pos[k] = begin + np.searchsorted(key, arrive[first_local])
+                if publish_s is not None:
+                    tally.add_peak_sorted(p, key, publish_s)
+                continue
             if seg.blocks_of_pop[p] == 1:
-                base = float(seg.block_base[np.searchsorted(seg.block_ends, begin, side="right")])
-                if landed is not None:
-                    key = np.sort(arrive)
-                    ready = np.maximum(key, landed[p])
-                    finish = fifo_finish_sorted(ready, servers, service)
-                    _latency_and_wait(finish, key, ready, base, service, latency[part], wait[part])
-                    special_pos[mine] = begin + np.searchsorted(key, arrive[local])
-                    first_pos[k] = begin + np.searchsorted(key, arrive[first_local])
-                    continue
                 assert special_ready is not None
                 ready = arrive.copy()
                 ready[local] = special_ready[mine]
@@ -475,14 +494,10 @@ class _Queue:
                                         else int(np.searchsorted(key, arrive[first_local])))
                 continue
             assert all_base is not None
-            if landed is not None:
-                ready = np.maximum(arrive, landed[p])
-                order = np.argsort(arrive)
-            else:
-                assert special_ready is not None
-                ready = arrive.copy()
-                ready[local] = special_ready[mine]
-                order = np.lexsort((arrive, ready))
+            assert special_ready is not None
+            ready = arrive.copy()
+            ready[local] = special_ready[mine]
+            order = np.lexsort((arrive, ready))
             finish = fifo_finish_sorted(ready[order], servers, service)
             latency[part] = all_base[part][order] + (finish - arrive[order])
             wait[part] = finish - service - ready[order]
@@ -562,7 +577,7 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
             waited_parts.append(seg.base(paths, index) + (landed[p] - seg.arrive_s[index]))
     tally.coalesced += int(waiters.sum()) - int(missed.sum())
     if queue is not None:
-        queue.serve(seg, tally, landed, seg.first[fetcher], None, fetcher_layer)
+        queue.serve(seg, tally, landed, seg.first[fetcher], None, fetcher_layer, seg.publish_s)
         return landed
     waited = np.concatenate(waited_parts) if waited_parts else np.empty(0)
     edge_histogram = np.bincount(latency_bins(waited))
@@ -683,7 +698,8 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
             cached_counts = arrivals.pop_counts
             player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
         _add_demand(tally, arrivals, horizon_s)
-        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity, buffers)
+        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity, buffers,
+                       count_peak=queue is None or not scenario.coalescing)
         targets = push_targets(scenario, previous_counts)
         if scenario.push:
             origin_push = arrivals.publish_s + paths.origin_server_s

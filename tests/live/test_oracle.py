@@ -97,6 +97,8 @@ QUEUED: list[dict[str, Any]] = [
     {"queueing": True, "bitrate_kbps": 20_000.0},
     {"queueing": True, "bitrate_kbps": 20_000.0, "coalescing": False},
     {"queueing": True, "bitrate_kbps": 8_000.0, "push": True, "pop_capacity_rps": "derived"},
+    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0},  # spilled-in blocks
+    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0, "coalescing": False},
 ]
 
 
