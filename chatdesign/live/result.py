@@ -83,17 +83,20 @@ class Tally:
                      "refused", "origin_cache_requests", "peak_served_per_segment",
                      "peak_served_per_10ms")}
 
-    def add_seconds(self, column: str, times_s: np.ndarray, shift_s: float = 0.0) -> None:
+    def add_seconds(self, column: str, times_s: np.ndarray, shift_s: float = 0.0,
+                    bounds: tuple[float, float] | None = None) -> None:
         """Count events at ``times_s + shift_s`` into the per-second ``column``.
 
         Events of one segment fall within a few seconds, so they are counted below each whole
         second in the span (``t < s + 1`` is exactly ``floor(t) <= s``), cheaper than a bincount.
         Adding ``shift_s`` keeps order (rounding is monotone), so when the earliest and latest
-        shifted times fall in one second, so do all, and none is shifted one by one."""
+        shifted times fall in one second, so do all, and none is shifted one by one. ``bounds``:
+        the earliest and latest of ``times_s`` when the caller knows them."""
         if not len(times_s):
             return
-        first = int(np.floor(times_s.min() + shift_s))
-        last = int(np.floor(times_s.max() + shift_s))
+        earliest, latest = (float(times_s.min()), float(times_s.max())) if bounds is None else bounds
+        first = int(np.floor(earliest + shift_s))
+        last = int(np.floor(latest + shift_s))
         series = self.series[column]
         if first == last:
             series[first] += len(times_s)

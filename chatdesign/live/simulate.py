@@ -256,8 +256,10 @@ class _Segment:
         over_counts = own_counts - kept_counts
         kept_arrive = np.concatenate(kept_parts, out=buffers[1][: int(kept_counts.sum())])
         spill = scenario.overflow == "spill" and pops > 1
-        for over in over_parts:
-            tally.add_seconds("spilled" if spill else "refused", over)
+        span = [(float(over.min()), float(over.max())) if len(over) else (0.0, 0.0)
+                for over in over_parts]  # earliest and latest, reused when counted again
+        for over, bounds in zip(over_parts, span, strict=True):
+            tally.add_seconds("spilled" if spill else "refused", over, bounds=bounds)
         if not spill:
             tally.pop["refused"] += over_counts
             self._set(kept_arrive, kept_counts, every_pop, kept_counts,
@@ -275,7 +277,8 @@ class _Segment:
         for target, sources in sorted(by_target.items()):
             if room[target] <= 0:  # no room left: all refused, counted at the neighbour
                 for q in sources:
-                    tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]))
+                    tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]),
+                                      bounds=span[q])
                     tally.pop["refused"][q] += len(over_parts[q])
                 continue
             times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
