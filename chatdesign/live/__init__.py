@@ -52,6 +52,7 @@ from chatdesign.live.simulate import (
     calibrate_herd_spread,
     check_origin_cache_requests_per_segment,
     simulate_live,
+    viewers_carried,
 )
 from chatdesign.live.streams import StreamRequests, hit_ratio_by_cache_size, stream_requests
 from chatdesign.live.topology import (
@@ -128,4 +129,5 @@ __all__ = [
     "simulate_sessions",
     "stream_requests",
     "synthetic_trace",
+    "viewers_carried",
 ]

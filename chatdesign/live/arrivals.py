@@ -85,7 +85,7 @@ class LiveScenario:
     origin_caches: int = 1
     coalescing: bool = True
     push: bool = False
-    pop_capacity_rps: float | Literal["derived"] | None = None
+    pop_capacity_rps: float | Literal["derived"] | None = "derived"
     seed: int = 0
     push_to: Literal["all", "watched"] = "all"
     overflow: Literal["spill", "refuse"] = "spill"
@@ -124,8 +124,6 @@ class LiveScenario:
                                  f"'derived' or None, got {self.pop_capacity_rps!r}")
             if self.pop_capacity_rps != "derived":
                 check_number(self.pop_capacity_rps, "pop_capacity_rps", positive=True)
-            if self.overflow == "spill" and self.pops < 2:
-                raise ValueError("overflow='spill' needs at least 2 PoPs to spill to")
         if self.push_to not in ("all", "watched"):
             raise ValueError(f"push_to must be 'all' or 'watched', got {self.push_to!r}")
         if self.overflow not in ("spill", "refuse"):

@@ -1,8 +1,10 @@
 """``python -m chatdesign simulate-live``: the vectorised live-delivery simulation from the shell.
 
 Example: ``python -m chatdesign simulate-live --viewers 1M --duration 300``. Prints the headline
-numbers, per-layer latency percentiles and the busiest PoPs, then the wall time and peak
-memory. Runs of more than about ten million requests print a progress line to stderr.
+numbers, per-layer latency percentiles and the busiest PoPs, what the map's PoPs admit per
+segment (capacity is derived from their servers and links unless ``--pop-capacity-rps`` says
+otherwise: a number, or ``none``) and how many requests were refused, then the wall time and
+peak memory. Runs of more than about ten million requests print a progress line to stderr.
 The model is explained in ``notebooks/08_edge_cache.ipynb``.
 """
 
@@ -30,14 +32,14 @@ def _whole_count(text: str) -> float:
     return value
 
 
-def _capacity(text: str) -> float | str:
-    if text.strip() == "derived":
-        return "derived"
+def _capacity(text: str) -> float | str | None:
+    if text.strip() in ("derived", "none"):
+        return None if text.strip() == "none" else "derived"
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a number of requests per second nor 'derived'") from None
+            f"{text!r} is neither a number of requests per second, 'derived' nor 'none'") from None
 
 
 def add_subcommand(subparsers: Any) -> None:
@@ -59,9 +61,9 @@ def add_subcommand(subparsers: Any) -> None:
     add("--no-coalescing", action="store_true", help="turn request coalescing off")
     add("--push", choices=("none", "all", "watched"), default="none",
         help="push each segment to all PoPs or to those watched last segment (none)")
-    add("--pop-capacity-rps", type=_capacity, default=None,
-        help="requests per second one PoP admits, or 'derived' from its servers and links "
-             "(unlimited)")
+    add("--pop-capacity-rps", type=_capacity, default="derived",
+        help="requests per second one PoP admits: 'derived' from its servers and links, a "
+             "number for every PoP, or 'none' for no limit (derived)")
     add("--queueing", action="store_true",
         help="each PoP's servers queue requests: waiting and transfer time count in latency")
     add("--overflow", choices=("spill", "refuse"), default="spill",
@@ -129,5 +131,14 @@ def run(args: argparse.Namespace) -> int:
     print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused", "capacity_rps",
                    "peak_rps", "peak_rps_10ms", "mean_queue_wait_ms"]].to_string())
     print()
+    if scenario.pop_capacity_rps is None:
+        print("PoP capacity: no limit (--pop-capacity-rps none)")
+    else:
+        admitted = int(result.pop_load["capacity_per_segment"].sum())
+        how = ("derived from servers and links" if scenario.pop_capacity_rps == "derived"
+               else f"{scenario.pop_capacity_rps:g} requests/s each")
+        print(f"PoP capacity ({how}): the {scenario.pops} PoPs admit at most {admitted:,} "
+              f"requests per segment, so the map carries at most {admitted:,} viewers; "
+              f"{result.refused:,} of {result.requests:,} requests were refused")
     print(f"ran in {format_duration(elapsed)}, peak memory (max RSS) {format_bytes(peak_bytes)}")
     return 0

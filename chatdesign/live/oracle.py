@@ -84,7 +84,7 @@ class _Model:
         capacity = self.capacity
         if capacity is not None:
             if self.admitted[pop, segment] >= capacity[pop]:
-                if self.scenario.overflow == "refuse":
+                if self.scenario.overflow == "refuse" or self.scenario.pops < 2:
                     self.log["refused"].append((env.now, pop))
                     return
                 self.log["spilled"].append((env.now, pop))
@@ -177,7 +177,7 @@ def simulate_live_simpy(
     origin_caches: int = 1,
     coalescing: bool = True,
     push: bool = False,
-    pop_capacity_rps: float | Literal["derived"] | None = None,
+    pop_capacity_rps: float | Literal["derived"] | None = "derived",
     seed: int = 0,
     *,
     push_to: Literal["all", "watched"] = "all",

@@ -43,14 +43,29 @@ def fifo_finish_times(ready_s: np.ndarray, servers: int, service_s: float) -> np
         raise ValueError("ready_s must hold finite times")
     if np.any(np.diff(ready) < 0):
         raise ValueError("ready_s must be sorted (the queue is first come, first served)")
-    lines = min(servers, len(ready))
-    rows = -(-len(ready) // lines)
-    padded = np.full(rows * lines, np.inf)
-    padded[: len(ready)] = ready
-    grid = padded.reshape(rows, lines)
-    offset = (np.arange(rows, dtype=float) * service)[:, None]
-    start = np.maximum.accumulate(grid - offset, axis=0) + offset
-    finish: np.ndarray = start.ravel()[: len(ready)] + service
+    return fifo_finish_sorted(ready, servers, service)
+
+
+def fifo_finish_sorted(ready_s: np.ndarray, servers: int, service_s: float) -> np.ndarray:
+    """:func:`fifo_finish_times` without its checks, for callers that already hold sorted,
+    finite times (the live model, once per PoP and segment)."""
+    count = len(ready_s)
+    if count == 0:
+        return np.empty(0)
+    lines = min(servers, count)
+    rows = -(-count // lines)
+    if rows * lines == count:
+        grid = ready_s.reshape(rows, lines)
+    else:
+        padded = np.full(rows * lines, np.inf)
+        padded[:count] = ready_s
+        grid = padded.reshape(rows, lines)
+    offset = (np.arange(rows, dtype=float) * service_s)[:, None]
+    start = grid - offset
+    np.maximum.accumulate(start, axis=0, out=start)
+    start += offset
+    start += service_s
+    finish: np.ndarray = start.ravel()[:count]
     return finish
 
 

@@ -9,7 +9,8 @@ draw), and runs :func:`~chatdesign.live.simulate.simulate_live` once per renditi
 topology (the topology ``seed``) with its own traffic seed. Since renditions share no cache key,
 their cache outcomes are independent and add up. Limits: a viewer keeps one rendition for the
 whole run (time shares are honoured on average, switches are not modelled), and PoP capacity and
-queueing, which renditions would share, are refused here.
+queueing, which renditions would share, are not modelled: each rendition runs with no capacity
+limit, and setting either is refused.
 
 Egress is what the PoPs send to players (every request's segment bytes) and, separately, what
 passes the edge (origin-cache requests' bytes); :func:`egress_cost_per_month` prices a steady
@@ -118,7 +119,8 @@ def simulate_renditions(viewers: int, duration_s: float, renditions: Mapping[flo
 
     Raises ``ValueError`` for an empty or badly shared ladder, or for options the renditions
     would share (``pop_capacity_rps``, ``queueing``) or that the ladder sets (``bitrate_kbps``,
-    ``traffic_seed``).
+    ``traffic_seed``). Every rendition runs with no PoP capacity limit (``simulate_live``'s
+    derived default would give each rendition the whole PoP), so the result counts no refusals.
     """
     check_whole(viewers, "viewers", minimum=1)
     ladder = _check_renditions(renditions)
@@ -131,7 +133,8 @@ def simulate_renditions(viewers: int, duration_s: float, renditions: Mapping[flo
     counts = rng.multinomial(viewers, list(ladder.values()))
     results = {
         kbps: simulate_live(int(count), duration_s, bitrate_kbps=kbps, seed=seed,
-                            traffic_seed=seed * len(ladder) + rung, **options)
+                            traffic_seed=seed * len(ladder) + rung, pop_capacity_rps=None,
+                            **options)
         for rung, (kbps, count) in enumerate(zip(ladder, counts, strict=True)) if count > 0
     }
     return RenditionResult(results, usd_per_gb)

@@ -4,11 +4,13 @@ per request.
 Theory of operation (one segment at a time; the arrays come from
 :func:`~chatdesign.live.arrivals.segment_arrivals`). A request leaves its player at ``send``
 and reaches its PoP's edge cache at ``a = send + player→edge``. If the PoP already has its
-capacity's worth of requests for this segment (``pop_capacity_rps``: a number for every PoP, or
-``"derived"`` from each PoP's servers and links), the request is refused or spills to the
-next-nearest PoP (arriving ``neighbour`` seconds later), which admits spilled requests only into
-the room its own viewers left and refuses the rest. At each edge cache the whole segment's story
-is fixed by one time, ``F``, when the segment lands there:
+capacity's worth of requests for this segment (``pop_capacity_rps``: by default ``"derived"``
+from each PoP's servers and links, or a number for every PoP; None for no limit), the request
+is refused or spills to the next-nearest PoP (arriving ``neighbour`` seconds later), which admits
+spilled requests only into the room its own viewers left and refuses the rest. Admission is a
+partial sort (``np.partition``) of each full PoP's times; from then on only each PoP's times
+matter, not which viewer sent which. At each edge cache the whole segment's story is fixed by one
+time, ``F``, when the segment lands there:
 
 - coalescing: the earliest request (if it beats any push) is the one miss; it reaches the
   origin cache at ``b = a + edge→origin``; there, the earliest ``b`` of all its PoPs is the one
@@ -22,8 +24,15 @@ is fixed by one time, ``F``, when the segment lands there:
 With ``queueing=True`` each request then queues for one of its PoP's servers from the moment
 the edge can answer it (``a`` for a hit, ``F`` for a waiter, its own answer for an uncoalesced
 miss) and holds it for the segment's transfer time: an exact FIFO multi-server queue with a fixed
-service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`). Peak load is
-also counted in 10 ms bins per PoP (``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`) over its
+sorted ready times (``np.sort``; the few requests whose ready time is not their arrival are
+placed by binary search). Peak load is also counted in 10 ms bins per PoP
+(``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+
+Where the time goes (``benchmarks/live_sim.py``): drawing the arrivals is about a third of the
+default path; the rest is a handful of passes over each segment's arrays (the 10 ms histogram,
+each PoP's earliest arrival, the waiters) and, with a capacity, one partial sort per full PoP.
+Queueing adds a full sort of each PoP's ready times per segment.
 
 Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
 publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
@@ -71,7 +80,7 @@ from chatdesign.live.arrivals import (
 )
 from chatdesign.live.exercises import diagnose
 from chatdesign.live.faults import SlowLink
-from chatdesign.live.queueing import fifo_finish_times
+from chatdesign.live.queueing import fifo_finish_sorted
 from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
@@ -131,6 +140,21 @@ def scenario_paths(scenario: LiveScenario) -> tuple[PathDelays, PathTimes]:
     return delays, PathTimes.from_delays(delays)
 
 
+def viewers_carried(pops: int = 20, segment_s: float = 1.0, bitrate_kbps: float = 1_000.0,
+                    seed: int = 0, *, origin_caches: int = 1, zipf_exponent: float = 1.0) -> int:
+    """The most viewers the map's PoPs can serve at once with their derived capacity: the sum
+    over PoPs of ``floor(capacity_rps x segment_s)``, requests per segment (each viewer asks
+    once per segment). An upper bound: viewers crowd the big PoPs (Zipf) and spill only to the
+    next-nearest one, so refusals start below it. Same topology arguments as
+    :func:`simulate_live`."""
+    scenario = LiveScenario(1, segment_s, segment_s, pops=pops, origin_caches=origin_caches,
+                            seed=seed, bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent)
+    delays, _ = scenario_paths(scenario)
+    capacity = scenario.pop_capacity_per_segment(delays)
+    assert capacity is not None
+    return int(capacity.sum())
+
+
 def push_targets(scenario: LiveScenario, previous_counts: np.ndarray | None) -> np.ndarray:
     """Which PoPs get a segment pushed: all, or those whose viewers asked for the previous one
     (``push_to="watched"``; nothing is known before the first segment, so it is pulled)."""
@@ -147,15 +171,6 @@ def _group_starts(counts: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(counts), dtype=np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     return starts
-
-
-def _group_min(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Minimum of each consecutive group (``inf`` for an empty one)."""
-    result = np.full(len(counts), np.inf)
-    nonempty = counts > 0
-    if nonempty.any():
-        result[nonempty] = np.minimum.reduceat(values, _group_starts(counts)[nonempty])
-    return result
 
 
 def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> None:
@@ -175,16 +190,32 @@ def _add_demand(tally: Tally, arrivals: SegmentArrivals, horizon_s: float) -> No
     tally.pop_demand[second] += counts - below_before
 
 
-def _late_arrivals(arrive_s: np.ndarray, capacity: int) -> np.ndarray:
-    """Indices of the arrivals after the first ``capacity`` (earliest first; equal times in
-    index order), found with a partial sort."""
-    if capacity == 0:
-        return np.arange(len(arrive_s))
-    cutoff = np.partition(arrive_s, capacity - 1)[capacity - 1]
-    admitted = arrive_s < cutoff
-    ties = np.flatnonzero(arrive_s == cutoff)
-    admitted[ties[: capacity - int(admitted.sum())]] = True
-    return np.flatnonzero(~admitted)
+def _split_earliest(values: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder ``values`` in place so that its ``count`` smallest come first (a partial sort);
+    return the two parts as views. Only the values matter downstream, not which request had
+    which, so equal times need no order."""
+    if count <= 0:
+        return values[:0], values
+    if count < len(values):
+        values.partition(count - 1)
+    return values[:count], values[count:]
+
+
+def _admitted_per_block(values: list[np.ndarray], room: int) -> tuple[np.ndarray, float]:
+    """Of blocks of times offered to one PoP with ``room`` left (earliest first; equal times in
+    block order), how many each block gets in, and the cutoff time (admitted: below it, plus
+    the first ties)."""
+    if room <= 0:
+        return np.zeros(len(values), dtype=np.int64), -np.inf
+    offered = np.concatenate(values)
+    if room >= len(offered):
+        return np.array([len(v) for v in values], dtype=np.int64), np.inf
+    cutoff = float(np.partition(offered, room - 1)[room - 1])
+    below = np.array([np.count_nonzero(v < cutoff) for v in values], dtype=np.int64)
+    ties = np.array([np.count_nonzero(v == cutoff) for v in values], dtype=np.int64)
+    tie_room = room - int(below.sum())
+    tie_taken = np.minimum(ties, np.maximum(tie_room - (np.cumsum(ties) - ties), 0))
+    return below + tie_taken, cutoff
 
 
 class _Segment:
@@ -192,141 +223,307 @@ class _Segment:
 
     A PoP admits its own viewers' earliest ``capacity`` requests; the rest are refused or spill
     to the next-nearest PoP, which takes them only into the room its own viewers left
-    (``capacity - own admitted``), earliest first, and refuses the others: a spill never pushes
-    a neighbour over its own capacity.
+    (``capacity - own admitted``), earliest first (equal times in order of the PoP they came
+    from), and refuses the others: a spill never pushes a neighbour over its own capacity.
+    (With one PoP there is no neighbour: the rest is refused.) Admission is a partial sort of
+    each full PoP's times, in place; what follows needs each PoP's times, not who sent them.
+
+    Each PoP's group is made of *blocks* that share one no-wait latency: its own viewers
+    (``2 x player→edge``), then the requests spilled to it from each other PoP, in PoP order
+    (``2 x player→edge + 2 x neighbour``). Hits are counted per block, not per request.
     """
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
-                 tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None) -> None:
+                 tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None,
+                 buffers: tuple[np.ndarray, np.ndarray], count_peak: bool = True) -> None:
         pops = scenario.pops
-        pop = arrivals.pop
-        arrive = arrivals.send_s + player_edge_v
-        self.base_s: np.ndarray | None = None  # None: 2 x player→edge of the serving PoP
+        self.publish_s = arrivals.publish_s
+        self.count_peak = count_peak  # False: the queue counts it from each PoP's sorted times
         own_counts = arrivals.pop_counts
+        arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
+        every_pop = np.arange(pops)
         if capacity is None or not (own_counts > capacity).any():
-            self.arrive_s, self.pop, self.counts = arrive, pop, own_counts
+            self._set(arrive, own_counts, every_pop, own_counts,
+                      paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, own_counts)
-            tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, own_counts)
+            self._add_peak(tally)
             return
         starts = _group_starts(own_counts)
-        over = np.concatenate([
-            int(starts[p]) + _late_arrivals(arrive[starts[p]:starts[p] + own_counts[p]],
-                                            int(capacity[p]))
-            for p in np.flatnonzero(own_counts > capacity)
-        ])
-        over_pop = pop[over]
-        over_counts = np.bincount(over_pop, minlength=pops)
-        kept_counts = own_counts - over_counts
-        kept_arrive = np.delete(arrive, over)
-        if scenario.overflow == "refuse":
-            tally.add_seconds("refused", arrive[over])
+        kept_parts, over_parts = [], []
+        for p in range(pops):
+            part = arrive[int(starts[p]):int(starts[p] + own_counts[p])]
+            kept, over = (_split_earliest(part, int(capacity[p])) if own_counts[p] > capacity[p]
+                          else (part, part[:0]))
+            kept_parts.append(kept)
+            over_parts.append(over)
+        kept_counts = np.minimum(own_counts, capacity)
+        over_counts = own_counts - kept_counts
+        kept_arrive = np.concatenate(kept_parts, out=buffers[1][: int(kept_counts.sum())])
+        spill = scenario.overflow == "spill" and pops > 1
+        span = [(float(over.min()), float(over.max())) if len(over) else (0.0, 0.0)
+                for over in over_parts]  # earliest and latest, reused when counted again
+        for over, bounds in zip(over_parts, span, strict=True):
+            tally.add_seconds("spilled" if spill else "refused", over, bounds=bounds)
+        if not spill:
             tally.pop["refused"] += over_counts
-            self.arrive_s, self.counts = kept_arrive, kept_counts
-            self.pop = np.repeat(np.arange(pops), kept_counts)
+            self._set(kept_arrive, kept_counts, every_pop, kept_counts,
+                      paths.player_edge_rtt_s)
+            tally.add_segment_load(own_counts, self.counts)
+            self._add_peak(tally)
+            return
+        tally.pop["spilled_out"] += over_counts
+        room = capacity - kept_counts
+        spill_counts = np.zeros(pops, dtype=np.int64)
+        spilled_in: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(pops)]
+        by_target: dict[int, list[int]] = {}
+        for q in np.flatnonzero(over_counts).tolist():  # in PoP order
+            by_target.setdefault(int(paths.neighbour_pop[q]), []).append(q)
+        for target, sources in sorted(by_target.items()):
+            if room[target] <= 0:  # no room left: all refused, counted at the neighbour
+                for q in sources:
+                    tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]),
+                                      bounds=span[q])
+                    tally.pop["refused"][q] += len(over_parts[q])
+                continue
+            times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
+            admitted, cutoff = _admitted_per_block(times, int(room[target]))
+            for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
+                if count == 0:  # no room left: all refused
+                    tally.add_seconds("refused", values)
+                    tally.pop["refused"][q] += len(values)
+                elif count < len(values):
+                    taken = np.flatnonzero(values < cutoff)
+                    ties = np.flatnonzero(values == cutoff)[: count - len(taken)]
+                    keep = np.zeros(len(values), dtype=bool)
+                    keep[taken], keep[ties] = True, True
+                    tally.add_seconds("refused", values[~keep])
+                    tally.pop["refused"][q] += len(values) - count
+                    values = values[keep]
+                if count:
+                    spilled_in[target].append((q, values))
+            spill_counts[target] = int(admitted.sum())
+        tally.pop["spilled_in"] += spill_counts
+        if not spill_counts.any():  # every spilled request was refused
+            self._set(kept_arrive, kept_counts, every_pop, kept_counts,
+                      paths.player_edge_rtt_s)
         else:
-            tally.add_seconds("spilled", arrive[over])
-            tally.pop["spilled_out"] += over_counts
-            target = paths.neighbour_pop[over_pop]
-            by_target = np.argsort(target, kind="stable")
-            spill_arrive = (arrive[over] + paths.neighbour_s[over_pop])[by_target]
-            spill_base = paths.spill_rtt_s[over_pop][by_target]
-            spill_from = over_pop[by_target]
-            offered = np.bincount(target, minlength=pops)
-            room = capacity - kept_counts
-            refused_parts = [
-                int(begin) + _late_arrivals(spill_arrive[begin:begin + offered[p]], int(room[p]))
-                for p, begin in zip(range(pops), _group_starts(offered), strict=True)
-                if offered[p] > room[p]
-            ]
-            if refused_parts:
-                refused = np.concatenate(refused_parts)
-                tally.add_seconds("refused", spill_arrive[refused])
-                tally.pop["refused"] += np.bincount(spill_from[refused], minlength=pops)
-                spill_counts = offered - np.bincount(target[by_target][refused], minlength=pops)
-                spill_arrive = np.delete(spill_arrive, refused)
-                spill_base = np.delete(spill_base, refused)
-            else:
-                spill_counts = offered
-            tally.pop["spilled_in"] += spill_counts
-            # each PoP's group: its own admitted requests, then those spilled to it
-            kept_starts, spill_starts = _group_starts(kept_counts), _group_starts(spill_counts)
-            arrive_parts, base_parts = [], []
+            kept_starts = _group_starts(kept_counts)
+            parts: list[np.ndarray] = []
+            block_pop, block_counts, block_base = [], [], []
             for p in range(pops):
-                kept = slice(kept_starts[p], kept_starts[p] + kept_counts[p])
-                spilled = slice(spill_starts[p], spill_starts[p] + spill_counts[p])
-                arrive_parts += [kept_arrive[kept], spill_arrive[spilled]]
-                base_parts += [np.full(kept_counts[p], paths.player_edge_rtt_s[p]),
-                               spill_base[spilled]]
-            self.counts = kept_counts + spill_counts
-            self.arrive_s, self.base_s = np.concatenate(arrive_parts), np.concatenate(base_parts)
-            self.pop = np.repeat(np.arange(pops), self.counts)
+                parts.append(kept_arrive[kept_starts[p]:kept_starts[p] + kept_counts[p]])
+                block_pop.append(p)
+                block_counts.append(int(kept_counts[p]))
+                block_base.append(float(paths.player_edge_rtt_s[p]))
+                for q, values in spilled_in[p]:
+                    parts.append(values)
+                    block_pop.append(p)
+                    block_counts.append(len(values))
+                    block_base.append(float(paths.spill_rtt_s[q]))
+            self._set(np.concatenate(parts), kept_counts + spill_counts,
+                      np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
+                      np.array(block_base))
         tally.add_segment_load(own_counts, self.counts)
-        tally.add_peak_10ms(self.arrive_s, self.pop, arrivals.publish_s, self.counts)
+        self._add_peak(tally)
 
-    def all_base(self, paths: PathTimes) -> np.ndarray:
+    def _set(self, arrive_s: np.ndarray, counts: np.ndarray, block_pop: np.ndarray,
+             block_counts: np.ndarray, block_base: np.ndarray) -> None:
+        self.arrive_s, self.counts = arrive_s, counts
+        self.ends = np.cumsum(counts)
+        self.starts = _group_starts(counts)
+        self.block_counts, self.block_base = block_counts, block_base
+        self.block_ends = np.cumsum(block_counts)
+        self.simple = len(block_counts) == len(counts)  # one block per PoP: its own viewers
+        self.blocks_of_pop = np.bincount(block_pop, minlength=len(counts))
+        self.own_block = np.searchsorted(block_pop, np.arange(len(counts)))  # first of each PoP
+        nonempty = np.flatnonzero(counts)
+        self.nonempty = nonempty.tolist()
+        self.first_pop = nonempty
+        self.first_arrival = np.full(len(counts), np.inf)  # the earliest arrival at each PoP
+        if len(nonempty):
+            self.first_arrival[nonempty] = np.minimum.reduceat(arrive_s, self.starts[nonempty])
+        self._first: np.ndarray | None = None
+
+    @property
+    def first(self) -> np.ndarray:
+        """Index of the earliest arrival of each non-empty PoP (first occurrence on ties), in
+        PoP order; found on demand (the queue and PoPs with spilled-in requests need it)."""
+        if self._first is None:
+            self._first = np.array([int(self.starts[p]) + int(np.argmin(
+                self.arrive_s[self.starts[p]:self.starts[p] + self.counts[p]]))
+                for p in self.nonempty], dtype=np.int64)
+        return self._first
+
+    def first_base(self, paths: PathTimes) -> np.ndarray:
+        """The no-wait latency of each non-empty PoP's earliest request, in PoP order."""
+        if self.simple:
+            simple: np.ndarray = paths.player_edge_rtt_s[self.first_pop]
+            return simple
+        return self.base(paths, self.first)
+
+    def _add_peak(self, tally: Tally) -> None:
+        if self.count_peak:
+            tally.add_peak_10ms(self.arrive_s, None, self.publish_s, self.counts)
+
+    def pop_of(self, index: np.ndarray) -> np.ndarray:
+        """The PoP serving requests ``index``."""
+        pop: np.ndarray = np.searchsorted(self.ends, index, side="right")
+        return pop
+
+    def part(self, p: int) -> slice:
+        """Where PoP ``p``'s requests are."""
+        begin = int(self.starts[p])
+        return slice(begin, begin + int(self.counts[p]))
+
+    def all_base(self) -> np.ndarray:
         """The no-wait latency of every request."""
-        base: np.ndarray = (np.repeat(paths.player_edge_rtt_s, self.counts) if self.base_s is None
-                            else self.base_s)
+        base: np.ndarray = np.repeat(self.block_base, self.block_counts)
         return base
 
     def base(self, paths: PathTimes, index: np.ndarray) -> np.ndarray:
         """The no-wait latency (round trip to the serving edge) of requests ``index``."""
-        base: np.ndarray = (paths.player_edge_rtt_s[self.pop[index]] if self.base_s is None
-                            else self.base_s[index])
+        if self.simple:
+            simple: np.ndarray = paths.player_edge_rtt_s[self.pop_of(index)]
+            return simple
+        base: np.ndarray = self.block_base[np.searchsorted(self.block_ends, index, side="right")]
         return base
 
-    def first_index(self) -> np.ndarray:
-        """Index of the earliest arrival of each non-empty group, in PoP order."""
-        starts = _group_starts(self.counts)
-        return np.array([int(starts[p]) + int(np.argmin(self.arrive_s[starts[p]:starts[p] + c]))
-                         for p, c in enumerate(self.counts) if c > 0], dtype=np.int64)
+    def add_hits(self, tally: Tally, non_hits: np.ndarray,
+                 own_non_hits: np.ndarray | None = None) -> None:
+        """Add every request but ``non_hits`` (indices) and, per PoP, ``own_non_hits`` more of
+        its own viewers' (counted, not listed) to the edge histogram at its no-wait latency
+        (the round trip to the edge), one bin per block."""
+        block = (self.pop_of(non_hits) if self.simple
+                 else np.searchsorted(self.block_ends, non_hits, side="right"))
+        non = np.bincount(block, minlength=len(self.block_counts))
+        if own_non_hits is not None:
+            non[self.own_block] += own_non_hits
+        np.add.at(tally.histogram[EDGE], latency_bins(self.block_base), self.block_counts - non)
 
-    def add_hits(self, tally: Tally, paths: PathTimes, hit_mask: np.ndarray,
-                 hits_per_pop: np.ndarray) -> None:
-        """Add the requests served at once (latency = round trip to the edge) to the histogram."""
-        if self.base_s is None:
-            bins = latency_bins(paths.player_edge_rtt_s)
-            np.add.at(tally.histogram[EDGE], bins, hits_per_pop)
-        else:
-            tally.add_latencies(EDGE, self.base_s[hit_mask])
+
+def _latency_and_wait(finish: np.ndarray, arrive: np.ndarray, ready: np.ndarray, base: float,
+                      service: float, latency: np.ndarray, wait: np.ndarray) -> None:
+    """Write ``base + (finish - arrive)`` into ``latency`` and ``finish - service - ready`` into
+    ``wait`` without temporaries (the same operations, in the same order)."""
+    np.subtract(finish, arrive, out=latency)
+    np.add(base, latency, out=latency)
+    np.subtract(finish, service, out=wait)
+    wait -= ready
+
+
+def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.ndarray:
+    """Where requests ready at ``ready`` (arrived at ``arrive``, before it) sit in the queue
+    order ``key`` (sorted ready times; ties by arrival, then by index). A request ready later
+    than it arrived goes before any other ready at the same time that arrived then; several
+    such with one ready time take consecutive places in order of arrival."""
+    order = np.lexsort((arrive, ready))
+    ready_sorted = ready[order]
+    place = np.arange(len(order))
+    new_time = np.ones(len(order), dtype=bool)
+    new_time[1:] = ready_sorted[1:] != ready_sorted[:-1]
+    run_start = np.maximum.accumulate(np.where(new_time, place, 0))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.searchsorted(key, ready_sorted) + (place - run_start)
+    return position
 
 
 class _Queue:
     """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`)."""
 
     def __init__(self, servers: np.ndarray, service_s: np.ndarray) -> None:
-        self.servers = servers
+        self.servers = servers.tolist()
         self.service_s = service_s
 
-    def serve(self, seg: _Segment, paths: PathTimes, tally: Tally, ready_s: np.ndarray,
-              layer: np.ndarray, first: np.ndarray, monotone: bool) -> None:
-        """Queue every request from when the edge can answer it (``ready_s``); add latencies
-        (round trip + waiting for the segment + queueing + transfer) and queue waits."""
-        # FIFO order within each PoP: by ready time, ties (waiters freed by one fill) by arrival.
-        # With coalescing ready = max(arrival, landing) rises with arrival, so one sort suffices.
-        order = np.empty(len(ready_s), dtype=np.int64)
-        finish_sorted = np.empty(len(ready_s))
-        for p, begin in zip(range(len(seg.counts)), _group_starts(seg.counts).tolist(), strict=True):
-            count = int(seg.counts[p])
-            if count:
-                part = slice(begin, begin + count)
-                local = (np.argsort(seg.arrive_s[part]) if monotone
-                         else np.lexsort((seg.arrive_s[part], ready_s[part])))
-                order[part] = local + begin
-                finish_sorted[part] = fifo_finish_times(ready_s[order[part]], int(self.servers[p]),
-                                                        float(self.service_s[p]))
-        finish = np.empty(len(order))
-        finish[order] = finish_sorted
-        latency = seg.all_base(paths) + (finish - seg.arrive_s)
-        for index in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
-            tally.add_latencies(index, latency[layer == index])
-        tally.first_latency_sum_s += float(latency[first].sum())
-        tally.first_requests += len(first)
-        wait = np.maximum(finish - self.service_s[seg.pop] - ready_s, 0.0)
-        tally.queue_wait_sum_s += np.bincount(seg.pop, weights=wait, minlength=len(seg.counts))
+    def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
+              special_ready: np.ndarray | None, special_layer: np.ndarray,
+              publish_s: float | None = None) -> None:
+        """Queue every request from when the edge can answer it; add latencies (round trip +
+        waiting for the segment + queueing + transfer) and queue waits.
+
+        With coalescing (``landed`` given) a request is ready at ``max(arrival, landed[pop])``,
+        which rises with its arrival, so each PoP's queue order is its arrivals sorted. Without
+        it a request is ready on arrival, except the misses ``special`` (ready at their own
+        answer, ``special_ready``), so the order is the ready times sorted (ties by arrival).
+        The queue needs only the sorted times: latencies are computed in queue order and the
+        few requests whose arrival differs from their ready time (or that are answered
+        upstream, ``special_layer``) are found by binary search, and so are requests spilled in
+        from another PoP (another no-wait latency); without coalescing such a PoP is ordered with
+        an argsort. With ``publish_s`` (coalescing) each PoP's busiest 10 ms is counted here from
+        its sorted arrivals (:meth:`Tally.add_peak_sorted`) instead of at admission.
+        """
+        n = len(seg.arrive_s)
+        latency = np.empty(n)
+        wait = np.empty(n)
+        special_pos = np.empty(len(special), dtype=np.int64)
+        first_pos = np.empty(len(seg.first), dtype=np.int64)
+        special_pop = seg.pop_of(special)
+        all_base = None if seg.simple or landed is not None else seg.all_base()
+        for k, p in enumerate(seg.nonempty):
+            part = seg.part(p)
+            begin = part.start
+            arrive = seg.arrive_s[part]
+            mine = np.flatnonzero(special_pop == p)
+            local = special[mine] - begin
+            first_local = int(seg.first[k]) - begin
+            servers, service = self.servers[p], float(self.service_s[p])
+            own = int(seg.own_block[p])
+            base = float(seg.block_base[own])  # its own viewers' no-wait latency
+            if landed is not None:
+                key = np.sort(arrive)
+                ready = np.maximum(key, landed[p])
+                finish = fifo_finish_sorted(ready, servers, service)
+                lat = latency[part]
+                _latency_and_wait(finish, key, ready, base, service, lat, wait[part])
+                if seg.blocks_of_pop[p] > 1:  # requests spilled in: their own no-wait latency
+                    spilled = arrive[int(seg.block_counts[own]):]
+                    blocks = slice(own + 1, own + int(seg.blocks_of_pop[p]))
+                    position = _positions(key, spilled, spilled)
+                    lat[position] = (np.repeat(seg.block_base[blocks], seg.block_counts[blocks])
+                                     + (finish[position] - spilled))
+                special_pos[mine] = begin + np.searchsorted(key, arrive[local])
+                first_pos[k] = begin + np.searchsorted(key, arrive[first_local])
+                if publish_s is not None:
+                    tally.add_peak_sorted(p, key, publish_s)
+                continue
+            if seg.blocks_of_pop[p] == 1:
+                assert special_ready is not None
+                ready = arrive.copy()
+                ready[local] = special_ready[mine]
+                key = np.sort(ready)
+                finish = fifo_finish_sorted(key, servers, service)
+                lat = latency[part]
+                _latency_and_wait(finish, key, key, base, service, lat, wait[part])
+                position = _positions(key, special_ready[mine], arrive[local])
+                lat[position] = base + (finish[position] - arrive[local])
+                special_pos[mine] = begin + position
+                match = np.flatnonzero(local == first_local)
+                first_pos[k] = begin + (int(position[match[0]]) if len(match)
+                                        else int(np.searchsorted(key, arrive[first_local])))
+                continue
+            assert all_base is not None
+            assert special_ready is not None
+            ready = arrive.copy()
+            ready[local] = special_ready[mine]
+            order = np.lexsort((arrive, ready))
+            finish = fifo_finish_sorted(ready[order], servers, service)
+            latency[part] = all_base[part][order] + (finish - arrive[order])
+            wait[part] = finish - service - ready[order]
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            special_pos[mine] = begin + rank[local]
+            first_pos[k] = begin + rank[first_local]
+        tally.add_latencies(EDGE, latency)
+        special_bins = latency_bins(latency[special_pos])
+        np.subtract.at(tally.histogram[EDGE], special_bins, 1)
+        for layer in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
+            np.add.at(tally.histogram[layer], special_bins[special_layer == layer], 1)
+        tally.first_latency_sum_s += float(latency[first_pos].sum())
+        tally.first_requests += len(first_pos)
+        np.maximum(wait, 0.0, out=wait)
         served = np.flatnonzero(seg.counts)
-        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served], np.maximum.reduceat(
-            wait, _group_starts(seg.counts)[served]))
+        tally.queue_wait_sum_s[served] += np.add.reduceat(wait, seg.starts[served])
+        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
+                                                    np.maximum.reduceat(wait, seg.starts[served]))
 
 
 def _first_misses(
@@ -338,7 +535,7 @@ def _first_misses(
     reached the origin cache; per origin cache, its first miss time, whether that went on to
     the origin server, and when the segment is ready there.
     """
-    first_arrival = _group_min(seg.arrive_s, seg.counts)
+    first_arrival = seg.first_arrival
     missed = first_arrival < edge_push_s
     upstream = first_arrival + paths.edge_origin_s
     origin_first = np.full(len(origin_push_s), np.inf)
@@ -362,37 +559,47 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
     tally.add_seconds("origin_server_requests", origin_first[origin_missed])
     tally.pop["origin_cache_requests"] += missed
 
-    waiting = seg.arrive_s < np.repeat(landed, seg.counts)
-    waiter = np.flatnonzero(waiting)
-    waiter_pop = seg.pop[waiter]
-    waited = seg.base(paths, waiter) + (landed[waiter_pop] - seg.arrive_s[waiter])
-    waiter_bins = latency_bins(waited)
-    edge_histogram = np.bincount(waiter_bins)
-    tally.coalesced += len(waiter) - int(missed.sum())
-
-    first = seg.first_index()
-    first_pop = seg.pop[first]
+    first_pop = seg.first_pop
     fetcher = missed[first_pop]
     went_to_server = origin_missed[paths.origin_of_pop[first_pop[fetcher]]] & (
         upstream[first_pop[fetcher]] == origin_first[paths.origin_of_pop[first_pop[fetcher]]])
+    fetcher_layer = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
+    # the waiters (arrived before the segment landed), PoP by PoP
+    waiters = np.zeros(scenario.pops, dtype=np.int64)
+    waited_parts: list[np.ndarray] = []
+    waiter_index: list[np.ndarray] = []
+    for p in seg.nonempty:
+        part = seg.part(p)
+        arrive = seg.arrive_s[part]
+        if queue is not None:
+            waiters[p] = np.count_nonzero(arrive < landed[p])
+        elif seg.blocks_of_pop[p] == 1:  # its own viewers only: one no-wait latency
+            early = arrive[arrive < landed[p]]
+            waiters[p] = len(early)
+            waited_parts.append(paths.player_edge_rtt_s[p] + (landed[p] - early))
+        else:
+            index = part.start + np.flatnonzero(arrive < landed[p])
+            waiters[p] = len(index)
+            waiter_index.append(index)
+            waited_parts.append(seg.base(paths, index) + (landed[p] - seg.arrive_s[index]))
+    tally.coalesced += int(waiters.sum()) - int(missed.sum())
     if queue is not None:
-        ready = np.maximum(seg.arrive_s, np.repeat(landed, seg.counts))
-        layer = np.full(len(ready), EDGE, dtype=np.int64)
-        layer[first[fetcher]] = np.where(went_to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, first, monotone=True)
+        queue.serve(seg, tally, landed, seg.first[fetcher], None, fetcher_layer, seg.publish_s)
         return landed
-    first_latency = seg.base(paths, first) + np.maximum(
-        landed[first_pop] - seg.arrive_s[first], 0.0)
+    waited = np.concatenate(waited_parts) if waited_parts else np.empty(0)
+    edge_histogram = np.bincount(latency_bins(waited))
+    first_latency = seg.first_base(paths) + np.maximum(
+        landed[first_pop] - seg.first_arrival[first_pop], 0.0)
     tally.first_latency_sum_s += float(first_latency.sum())
-    tally.first_requests += len(first)
+    tally.first_requests += len(first_pop)
     fetcher_bins = latency_bins(first_latency[fetcher])
     np.subtract.at(edge_histogram, fetcher_bins, 1)
     tally.histogram[EDGE, : len(edge_histogram)] += edge_histogram
     np.add.at(tally.histogram[ORIGIN_SERVER], fetcher_bins[went_to_server], 1)
     np.add.at(tally.histogram[ORIGIN_CACHE], fetcher_bins[~went_to_server], 1)
-
-    hits_per_pop = seg.counts - np.bincount(waiter_pop, minlength=scenario.pops)
-    seg.add_hits(tally, paths, ~waiting, hits_per_pop)
+    single = seg.blocks_of_pop == 1
+    seg.add_hits(tally, np.concatenate(waiter_index) if waiter_index
+                 else np.empty(0, dtype=np.int64), np.where(single, waiters, 0))
     return landed
 
 
@@ -411,56 +618,72 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
 
     first_answer = answered_at(np.arange(scenario.pops), first_upstream)
     bound = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
-    candidate = np.flatnonzero(seg.arrive_s <= np.repeat(bound, seg.counts))
-    candidate = candidate[np.lexsort((seg.arrive_s[candidate], seg.pop[candidate]))]
-    cand_pop = seg.pop[candidate]
-    cand_arrive = seg.arrive_s[candidate]
-    cand_upstream = cand_arrive + paths.edge_origin_s[cand_pop]
-    cand_answer = answered_at(cand_pop, cand_upstream)
-    is_miss = np.zeros(len(candidate), dtype=bool)
     landed = edge_push_s.copy()
-    cand_counts = np.bincount(cand_pop, minlength=scenario.pops)
-    for p, begin in zip(np.flatnonzero(cand_counts), _group_starts(cand_counts)[cand_counts > 0],
-                        strict=True):
-        end = begin + cand_counts[p]
-        earliest_before = np.empty(end - begin)
+    arrive_parts: list[np.ndarray] = []
+    pop_parts: list[np.ndarray] = []
+    index_parts: list[np.ndarray] = []
+    base_parts: list[np.ndarray] = []
+    own_misses = np.zeros(scenario.pops, dtype=np.int64)
+    for p in seg.nonempty:
+        part = seg.part(p)
+        arrive = seg.arrive_s[part]
+        # a PoP serving only its own viewers needs the candidates' times, not who they are
+        by_value = queue is None and seg.blocks_of_pop[p] == 1
+        if by_value:
+            cand_arrive = np.sort(arrive[arrive <= bound[p]])
+            local = np.empty(0, dtype=np.int64)
+        else:
+            local = np.flatnonzero(arrive <= bound[p])
+            local = local[np.argsort(arrive[local], kind="stable")]
+            cand_arrive = arrive[local]
+        if not len(cand_arrive):
+            continue
+        cand_answer = answered_at(np.full(len(cand_arrive), p),
+                                  cand_arrive + paths.edge_origin_s[p])
+        earliest_before = np.empty(len(cand_arrive))
         earliest_before[0] = edge_push_s[p]
-        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[begin:end - 1]),
+        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[:-1]),
                    out=earliest_before[1:])
-        is_miss[begin:end] = cand_arrive[begin:end] < earliest_before
-        if is_miss[begin:end].any():
-            landed[p] = min(edge_push_s[p], float(cand_answer[begin:end][is_miss[begin:end]].min()))
+        is_miss = cand_arrive < earliest_before
+        misses = int(np.count_nonzero(is_miss))
+        if misses:
+            landed[p] = min(edge_push_s[p], float(cand_answer[is_miss].min()))
+            arrive_parts.append(cand_arrive[is_miss])
+            pop_parts.append(np.full(misses, p))
+            if by_value:
+                own_misses[p] = misses
+                base_parts.append(np.full(misses, paths.player_edge_rtt_s[p]))
+            else:
+                index = part.start + local[is_miss]
+                index_parts.append(index)
+                base_parts.append(seg.base(paths, index))
+    def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
-    miss_pop, miss_upstream = cand_pop[is_miss], cand_upstream[is_miss]
+    miss_arrive, miss_pop = joined(arrive_parts, float), joined(pop_parts, np.int64)
+    miss_index = joined(index_parts, np.int64)  # every miss when queueing
+    miss_upstream = miss_arrive + paths.edge_origin_s[miss_pop]
+    miss_answer = answered_at(miss_pop, miss_upstream)
     to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
     tally.add_seconds("origin_cache_requests", miss_upstream)
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
     tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
     if queue is not None:
-        ready = seg.arrive_s.copy()
-        ready[candidate[is_miss]] = cand_answer[is_miss]
-        layer = np.full(len(ready), EDGE, dtype=np.int64)
-        layer[candidate[is_miss]] = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
-        queue.serve(seg, paths, tally, ready, layer, seg.first_index(), monotone=False)
+        queue.serve(seg, tally, None, miss_index, miss_answer,
+                    np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE))
         return landed
-    miss_latency = seg.base(paths, candidate[is_miss]) + (
-        cand_answer[is_miss] - cand_arrive[is_miss])
+    miss_latency = joined(base_parts, float) + (miss_answer - miss_arrive)
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
-    first = seg.first_index()
-    first_pop = seg.pop[first]
+    first_pop = seg.first_pop
+    first_base = seg.first_base(paths)
     first_latency = np.where(missed[first_pop],
-                             seg.base(paths, first) + (first_answer[first_pop]
-                                                       - seg.arrive_s[first]),
-                             seg.base(paths, first))
+                             first_base + (first_answer[first_pop] - seg.first_arrival[first_pop]),
+                             first_base)
     tally.first_latency_sum_s += float(first_latency.sum())
-    tally.first_requests += len(first)
-
-    hit_mask = np.ones(len(seg.arrive_s), dtype=bool)
-    hit_mask[candidate[is_miss]] = False
-    hits_per_pop = seg.counts - np.bincount(miss_pop, minlength=scenario.pops)
-    seg.add_hits(tally, paths, hit_mask, hits_per_pop)
+    tally.first_requests += len(first_pop)
+    seg.add_hits(tally, miss_index, own_misses)
     return landed
 
 
@@ -476,12 +699,14 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
     cached_counts: np.ndarray | None = None
     player_edge_v = np.empty(0)
     resolve = _coalescing_segment if scenario.coalescing else _uncoalesced_segment
+    buffers = (np.empty(scenario.viewers), np.empty(scenario.viewers))  # reused every segment
     for arrivals in segment_arrivals(scenario, delays):
         if cached_counts is None or not np.array_equal(cached_counts, arrivals.pop_counts):
             cached_counts = arrivals.pop_counts
             player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
         _add_demand(tally, arrivals, horizon_s)
-        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity)
+        seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity, buffers,
+                       count_peak=queue is None or not scenario.coalescing)
         targets = push_targets(scenario, previous_counts)
         if scenario.push:
             origin_push = arrivals.publish_s + paths.origin_server_s
@@ -508,7 +733,7 @@ def simulate_live(
     origin_caches: int = 1,
     coalescing: bool = True,
     push: bool = False,
-    pop_capacity_rps: float | Literal["derived"] | None = None,
+    pop_capacity_rps: float | Literal["derived"] | None = "derived",
     seed: int = 0,
     *,
     push_to: Literal["all", "watched"] = "all",
@@ -533,12 +758,16 @@ def simulate_live(
     at edge and origin caches, as Facebook did. ``push``: the origin pushes each segment on
     publication to ``push_to`` PoPs ("all", or "watched" = those with viewers on the previous
     segment). ``pop_capacity_rps``: requests per second a PoP admits (checked per segment as
-    ``floor(rps x segment_s)`` requests): None for no limit, ``"derived"`` for each PoP's own
-    capacity from its servers and links (:meth:`~chatdesign.live.topology.PathDelays.capacity_rps`),
-    or a number, an override for every PoP. The rest ``overflow`` ("spill" to the next-nearest
-    PoP, which admits them only into the room its own viewers left and refuses the others, or
-    "refuse"). ``queueing``: each PoP's servers serve every request in a FIFO D/c queue
-    (:mod:`chatdesign.live.queueing`), adding queueing delay and transfer time to its latency.
+    ``floor(rps x segment_s)`` requests). By default (``"derived"``) each PoP's own capacity
+    from its servers and links (:meth:`~chatdesign.live.topology.PathDelays.capacity_rps`:
+    ``min(servers x 2 Gbps, player-facing links)`` over the segment's bits); a number overrides
+    it for every PoP; None means no limit (every request is admitted). The rest ``overflow``
+    ("spill" to the next-nearest PoP, which admits them only into the room its own viewers left
+    and refuses the others, or "refuse"; with a single PoP there is no neighbour, so the rest is
+    refused). The default 20-PoP map carries a few hundred thousand viewers of a 1,000 kbps
+    stream (:func:`viewers_carried`); beyond that the result shows refusals. ``queueing``: each
+    PoP's servers serve every request in a FIFO D/c queue (:mod:`chatdesign.live.queueing`),
+    adding queueing delay and transfer time to its latency.
     The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
     over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
     playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over
@@ -580,15 +809,17 @@ def calibrate_herd_spread(
     """The ``herd_spread`` at which a popular stream without coalescing leaks ``target_leak``.
 
     Bisection over ``herd_spread`` (the leak falls as the herd spreads out) with
-    :func:`simulate_live` at ``viewers`` over the default 20 PoPs, ``segment_s`` segments and
-    ``coalescing=False``; stops when the bracket is narrower than ``tolerance``. The defaults are
+    :func:`simulate_live` at ``viewers`` over the default 20 PoPs, ``segment_s`` segments,
+    ``coalescing=False`` and no PoP capacity limit (the leak is the caches' doing; refusals
+    would hide it); stops when the bracket is narrower than ``tolerance``. The defaults are
     Facebook's: 3-s segments and about 1.8 % past the edge before coalescing; the result, rounded,
     is :data:`~chatdesign.live.arrivals.HERD_SPREAD`. Raises ``ValueError`` when the target is
     not reachable with a spread between 1 % and the largest the segment allows.
     """
     def leak(spread: float) -> float:
         return simulate_live(viewers, duration_s, segment_s=segment_s, coalescing=False,
-                             herd_spread=spread, seed=seed).requests_past_edge_ratio
+                             pop_capacity_rps=None, herd_spread=spread,
+                             seed=seed).requests_past_edge_ratio
 
     check_number(target_leak, "target_leak", positive=True, maximum=1)
     check_number(tolerance, "tolerance", positive=True)

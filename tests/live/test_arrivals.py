@@ -127,7 +127,6 @@ def test_delays_for_another_topology_are_refused() -> None:
         ({"pop_capacity_rps": 0}, "pop_capacity_rps must be positive"),
         ({"pop_capacity_rps": "lots"}, "'derived' or None"),
         ({"queueing": "yes"}, "queueing must be True or False"),
-        ({"pop_capacity_rps": 10, "pops": 1}, "needs at least 2 PoPs"),
         ({"push_to": "some"}, "push_to must be 'all' or 'watched'"),
         ({"overflow": "drop"}, "overflow must be 'spill' or 'refuse'"),
         ({"herd_window_s": -0.1}, "herd_window_s must not be negative"),

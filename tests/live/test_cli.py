@@ -7,6 +7,7 @@ import io
 import pytest
 
 from chatdesign.cli import main
+from chatdesign.live import viewers_carried
 from chatdesign.live.cli import progress_printer
 
 
@@ -45,6 +46,22 @@ def test_derived_capacity_and_queueing_flags(capsys: pytest.CaptureFixture[str])
     assert "peak_rps_10ms" in out and "mean_queue_wait_ms" in out
     spilled_line = next(line for line in out.splitlines() if line.startswith("spilled"))
     assert spilled_line.split()[-1] != "0"
+
+
+def test_capacity_is_derived_by_default_and_none_lifts_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate-live", "--viewers", "600K", "--duration", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    carried = viewers_carried()
+    assert f"the 20 PoPs admit at most {carried:,} requests per segment" in out
+    refused = int(next(line for line in out.splitlines() if "were refused" in line)
+                  .split(" of ")[0].split()[-1].replace(",", ""))
+    assert refused >= 2 * (600_000 - carried)  # 600 K viewers cannot fit in the map
+    assert main([*args, "--pop-capacity-rps", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "PoP capacity: no limit" in out
+    assert next(line for line in out.splitlines() if line.startswith("refused")).split()[-1] == "0"
 
 
 def test_options_reach_the_model(capsys: pytest.CaptureFixture[str]) -> None:

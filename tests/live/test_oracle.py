@@ -62,7 +62,7 @@ scenarios = st.fixed_dictionaries({
     "coalescing": st.booleans(),
     "push": st.booleans(),
     "push_to": st.sampled_from(["all", "watched"]),
-    "pop_capacity_rps": st.none() | st.floats(5.0, 200.0),
+    "pop_capacity_rps": st.none() | st.just("derived") | st.floats(5.0, 200.0),
     "overflow": st.sampled_from(["spill", "refuse"]),
     "ramp_s": st.sampled_from([0.0, 2.0]),
     "herd_window_s": st.sampled_from([0.0, 0.3, 0.5, 0.9]),
@@ -97,6 +97,8 @@ QUEUED: list[dict[str, Any]] = [
     {"queueing": True, "bitrate_kbps": 20_000.0},
     {"queueing": True, "bitrate_kbps": 20_000.0, "coalescing": False},
     {"queueing": True, "bitrate_kbps": 8_000.0, "push": True, "pop_capacity_rps": "derived"},
+    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0},  # spilled-in blocks
+    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0, "coalescing": False},
 ]
 
 
@@ -122,3 +124,21 @@ def test_oracle_refuses_spill_beyond_the_neighbours_room_like_the_model() -> Non
     fast, oracle = simulate_live(**args), simulate_live_simpy(**args)
     assert fast.refused > 0 and fast.pop_load["spilled_in"].sum() > 0
     assert_same(fast, oracle)
+
+
+@settings(max_examples=25, deadline=None)
+@given(scenarios, st.sampled_from([2_000.0, 8_000.0, 20_000.0]))
+def test_queueing_agrees_with_simpy_resources_on_random_scenarios(
+    kwargs: dict[str, Any], bitrate_kbps: float,
+) -> None:
+    """The queue sorts each PoP's ready times and finds its special requests (misses, fetches,
+    spilled-in blocks) by binary search; SimPy queues them one by one."""
+    kwargs = {**kwargs, "queueing": True, "bitrate_kbps": bitrate_kbps}
+    fast, oracle = simulate_live(**kwargs), simulate_live_simpy(**kwargs)
+    assert fast.counters() == oracle.counters()
+    np.testing.assert_allclose(fast.latency.to_numpy(), oracle.latency.to_numpy(), atol=0.1 + 1e-9)
+    waits = ["mean_queue_wait_ms", "max_queue_wait_ms"]
+    assert fast.pop_load.drop(columns=waits).equals(oracle.pop_load.drop(columns=waits))
+    np.testing.assert_allclose(fast.pop_load[waits], oracle.pop_load[waits], rtol=1e-6, atol=1e-6)
+    assert fast.first_request_latency_ms == pytest.approx(oracle.first_request_latency_ms,
+                                                          rel=1e-9, nan_ok=True)

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatdesign.live import (
     CALIBRATION_VIEWERS,
@@ -141,7 +143,11 @@ def test_derived_capacity_comes_from_servers_and_links() -> None:
     assert (derived.pop_load["capacity_per_segment"] == np.floor(capacity * 1.0)).all()
     assert (derived.pop_load["peak_served_per_segment"] <= derived.pop_load["capacity_per_segment"]).all()
     assert derived.spilled > 0
-    unlimited = simulate_live(60_000, 5, pops=5, seed=1)
+    default = simulate_live(60_000, 5, pops=5, seed=1)  # derived is the default
+    assert default.counters() == derived.counters()
+    assert default.pop_load.equals(derived.pop_load)
+    unlimited = simulate_live(60_000, 5, pops=5, seed=1, pop_capacity_rps=None)
+    assert unlimited.refused == unlimited.spilled == 0
     assert unlimited.pop_load["capacity_rps"].equals(capacity)  # reported even when not applied
     assert (unlimited.pop_load["capacity_per_segment"] == -1).all()
 
@@ -284,3 +290,24 @@ def test_playlist_requests_are_counted_as_in_notebook_07() -> None:
     assert (faster.requests + faster.playlist_requests) / 300 / 6 == pytest.approx(
         requests_per_viewer_s(3.0, playlist_refresh_s=1.5))
     assert faster.to_frame().loc["playlist_requests", "value"] == 2 * faster.requests
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 6), max_size=12), min_size=1, max_size=5), st.integers(-1, 40))
+def test_spill_admission_takes_the_earliest_with_ties_in_pop_order(
+    blocks: list[list[int]], room: int,
+) -> None:
+    """The cutoff admission of spilled blocks equals a stable sort of every offered time (the
+    old algorithm): the earliest ``room`` get in, equal times in the order of their blocks."""
+    from chatdesign.live.simulate import _admitted_per_block, _split_earliest
+
+    values = [np.array(block, dtype=float) / 10 for block in blocks]
+    admitted, _ = _admitted_per_block(values, room)
+    offered = np.concatenate(values)
+    owner = np.repeat(np.arange(len(values)), [len(v) for v in values])
+    first = np.argsort(offered, kind="stable")[: max(room, 0)]
+    np.testing.assert_array_equal(admitted, np.bincount(owner[first], minlength=len(values)))
+    times = offered.copy()
+    kept, over = _split_earliest(times, max(room, 0))
+    assert sorted(kept.tolist()) == sorted(offered[first].tolist())
+    assert sorted(over.tolist()) == sorted(np.delete(offered, first).tolist())
