@@ -42,7 +42,8 @@ pytest: setup
 ## Re-execute every notebook in a fresh kernel and save its outputs (after changing the package).
 notebooks: setup
 	for nb in notebooks/*.ipynb; do \
-	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; \
 	done
 	$(BIN)/python tools/navigation.py
 

@@ -60,6 +60,13 @@ def test_outputs_are_stable_kinds(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_wall_clock_timestamps(path: Path) -> None:
+    """Execution timing metadata is wall-clock time: ``make notebooks`` does not record it."""
+    timed = [i for i, cell in enumerate(_cells(path)) if "execution" in cell.get("metadata", {})]  # type: ignore[operator]
+    assert not timed, f"{path.name} cells {timed[:5]} carry execution timestamps: re-run with make notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_ends_with_exercise_and_interview(path: Path) -> None:
     headings = [
         line.strip()
