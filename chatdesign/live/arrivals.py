@@ -48,6 +48,7 @@ from typing import Final, Literal
 import numpy as np
 
 from chatdesign.checks import check_number, check_whole
+from chatdesign.live.queueing import QUEUE_BIN_S, check_queue_bin
 from chatdesign.live.topology import PathDelays
 
 MIN_SEGMENT_S = 0.1
@@ -98,6 +99,7 @@ class LiveScenario:
     clock_offset_s: float = 0.0
     traffic_seed: int | None = None
     queueing: bool = False
+    queue_bin_s: float = QUEUE_BIN_S
 
     def __post_init__(self) -> None:
         check_whole(self.viewers, "viewers", minimum=1)
@@ -148,6 +150,7 @@ class LiveScenario:
         check_number(self.ramp_s, "ramp_s", minimum=0)
         check_number(self.bitrate_kbps, "bitrate_kbps", positive=True)
         check_number(self.zipf_exponent, "zipf_exponent", minimum=0)
+        check_queue_bin(self.queue_bin_s)
 
     @property
     def segments(self) -> int:
