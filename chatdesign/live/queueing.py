@@ -7,15 +7,16 @@ first served, the server that frees first is always the one that started earlies
 ``c`` interleaved lines, each a single-server queue. In one line the recursion
 ``start_k = max(r_k, start_{k-1} + s)`` unrolls to ``start_k = k s + max_{j <= k}(r_j - j s)``,
 a running maximum, so a whole PoP's segment is queued with numpy and no Python loop per request.
-This is exact, not a fluid approximation; the SimPy oracle (a ``simpy.Resource`` with ``c``
-slots) checks it request by request, and the tests check it against the M/D/1 formula.
+This solver (:func:`fifo_finish_times`) is exact, not a fluid approximation; the SimPy oracle (a
+``simpy.Resource`` with ``c`` slots) checks it request by request, and the tests check it
+against the M/D/1 formula. It needs the ready times sorted.
 
 In the live model (``queueing=True`` in :func:`~chatdesign.live.simulate.simulate_live`) a
 request joins its PoP's queue when the edge can answer it (a hit on arrival, a coalesced waiter
 when the segment lands) and ``s`` is the time one server takes to send the segment
 (:meth:`~chatdesign.live.topology.PathDelays.service_s`): queueing delay plus transfer time.
 
-The binned queue (the live model's default, ``queue_bin_s`` > 0). Sorting every request costs
+The binned queue (the live model's default with coalescing, ``queue_bin_s`` > 0). Sorting costs
 more than the rest of the model, so by default the live model rounds each ready time UP to the
 end of its bin of width ``b`` (:data:`QUEUE_BIN_S`, 0.625 ms) and serves each bin's requests as
 one batch of a fluid queue with service time ``s / c`` (a single server ``c`` times as fast):
@@ -24,8 +25,9 @@ bin ``j`` (``m_j`` requests ready at its end ``e_j``) starts its ``k``-th reques
 bins (:func:`fluid_bin_starts`), with no sort and no pass per request beyond counting them per
 bin. Error bound, per request (in the queue order): rounding moves each ready time up by at most
 ``b`` and FIFO start times are 1-Lipschitz in the sorted ready times, so starts move up by
-``[0, b]``; the fluid start ``max_j (r_j + (i - j) s / c)`` is at least the exact D/c start
-``max_m (r_{i - mc} + m s)`` (a subset of its terms) and at most ``(c - 1) s / c`` above it.
+``[0, b]``; the fluid start ``max_{j <= i} (r_j + (i - j) s / c)`` is at least the exact D/c
+start ``max_m (r_{i - mc} + m s)`` (whose terms are a subset of its terms) and at most
+``(c - 1) s / c`` above it (each of its terms is within that of an exact one).
 So each start is within ``[exact, exact + b + (c - 1) s / c]`` (:func:`binned_fifo_starts`,
 tested against :func:`fifo_finish_times`), a wait within ``[-b, b + s]`` of the exact one, and
 with ``c = 1`` the fluid is exact, so M/D/1 holds to within ``b``. In the live model a request's
@@ -34,7 +36,10 @@ within ``(-b, b + s)`` of the exact queue's, and the histogram, which spreads ea
 spaced latencies over 0.1 ms bins (:class:`ProgressionHistogram`), adds at most one step
 ``s / c`` and one histogram bin: sorted, the reported latencies are each within
 ``b + s + 0.1 ms`` of the exact ones (``tests/live/test_simulate.py`` checks the bound on random
-scenarios). ``queue_bin_s=0`` keeps the exact queue, which the SimPy oracle checks.
+scenarios). Each PoP's first request is served first and computed exactly. ``queue_bin_s=0``
+keeps the exact queue, which the SimPy oracle checks; without coalescing the queue is always
+exact (an uncoalesced miss is ready at its own answer, among other requests' arrivals, and
+placing it in the queue order needs those arrivals sorted).
 
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
