@@ -498,30 +498,35 @@ class _Queue:
         tally.first_requests += len(pops)
         peak = tally.pop["peak_served_per_10ms"]
         width, fine = self.bin_s, self.fine
-        lows, counts, steps = [], [], []
-        for k, p in enumerate(seg.nonempty):
+        landed_bin = np.floor(((landed[pops] - publish_s) * PEAK_BINS_PER_S) * fine)
+        merged_bin = np.maximum(landed_bin, first_bin).astype(np.int64)  # where waiters are ready
+        lows: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        steps: list[np.ndarray] = []
+        single = seg.blocks_of_pop[pops] == 1
+        if single.any():
+            rows = np.flatnonzero(single)
+            self._serve_single_blocks(seg, tally, bins, rows, merged_bin[rows], publish_s,
+                                      lows, counts, steps)
+        for k in np.flatnonzero(~single).tolist():
+            p = int(pops[k])
             part = seg.part(p)
             pop_bins = bins[part]
             own, blocks = int(seg.own_block[p]), int(seg.blocks_of_pop[p])
-            landed_bin = int(np.floor(((landed[p] - publish_s) * PEAK_BINS_PER_S) * fine))
-            merged = max(landed_bin, int(first_bin[k]))  # the bin every waiter is ready in
-            if blocks == 1:
-                arrived = np.bincount(pop_bins, minlength=merged + 1)
-                grid = arrived[:, None]
-                order = np.array([own])
-            else:
-                edges = np.concatenate(([0], np.cumsum(seg.block_counts[own:own + blocks])))
-                per_block = [np.bincount(pop_bins[edges[b]:edges[b + 1]])
-                             for b in range(blocks)]
-                lead = int(first_block[k]) - own  # the first request's block goes first
-                rest = [b for b in range(blocks) if b != lead]
-                order = own + np.array([lead, *rest])
-                per_block = [per_block[lead]] + [per_block[b] for b in rest]
-                size = max(max(len(c) for c in per_block), merged + 1)
-                grid = np.zeros((size, blocks), dtype=np.int64)  # bin x block
-                for b, c in enumerate(per_block):
-                    grid[: len(c), b] = c
-                arrived = grid.sum(axis=1)
+            merged = int(merged_bin[k])
+            # several blocks: its own viewers', then those spilled in
+            edges = np.concatenate(([0], np.cumsum(seg.block_counts[own:own + blocks])))
+            per_block = [np.bincount(pop_bins[edges[b]:edges[b + 1]])
+                         for b in range(blocks)]
+            lead = int(first_block[k]) - own  # the first request's block goes first
+            rest = [b for b in range(blocks) if b != lead]
+            order = own + np.array([lead, *rest])
+            per_block = [per_block[lead]] + [per_block[b] for b in rest]
+            size = max(*(len(c) for c in per_block), merged + 1)
+            grid = np.zeros((size, blocks), dtype=np.int64)  # bin x block
+            for b, c in enumerate(per_block):
+                grid[: len(c), b] = c
+            arrived = grid.sum(axis=1)
             size = len(arrived)
             whole = -(-size // fine) * fine
             by_10ms = np.zeros(whole, dtype=np.int64)
@@ -559,6 +564,55 @@ class _Queue:
         if lows:
             self.histogram.add(np.concatenate(lows), np.concatenate(counts),
                                np.concatenate(steps))
+
+    def _serve_single_blocks(self, seg: _Segment, tally: Tally, bins: np.ndarray,
+                             rows: np.ndarray, merged: np.ndarray, publish_s: float,
+                             lows: list[np.ndarray], counts: list[np.ndarray],
+                             steps: list[np.ndarray]) -> None:
+        """:meth:`serve_binned` for the PoPs ``seg.first_pop[rows]`` that serve only their own
+        viewers, all at once: one row of bins per PoP (its waiters' bin ``merged``)."""
+        pops = seg.first_pop[rows]
+        per_pop = [np.bincount(bins[seg.part(int(p))]) for p in pops.tolist()]
+        fine = self.fine
+        size = max(max(len(c) for c in per_pop), int(merged.max()) + 1)
+        size = -(-size // fine) * fine  # whole 10 ms bins
+        arrived = np.zeros((len(pops), size), dtype=np.int64)
+        for row, c in enumerate(per_pop):
+            arrived[row, : len(c)] = c
+        peak = tally.pop["peak_served_per_10ms"]
+        peak[pops] = np.maximum(peak[pops],
+                                arrived.reshape(len(pops), -1, fine).sum(axis=2).max(axis=1))
+        column = np.arange(size)
+        ready_bin = np.maximum(column, merged[:, None])  # of each arrival bin
+        arrived_before = np.cumsum(arrived, axis=1) - arrived  # the queue is in arrival-bin order
+        queued = np.where(column < merged[:, None], 0, arrived)  # requests per ready bin
+        line = np.arange(len(pops))
+        queued[line, merged] += arrived_before[line, merged]
+        bin_end = publish_s + (column + 1.0) * self.bin_s
+        step = self.step_s[pops][:, None]
+        service = self.service_s[pops][:, None]
+        queued_before = np.cumsum(queued, axis=1) - queued
+        used = queued > 0
+        begins = np.where(used, bin_end - step * queued_before, -np.inf)
+        np.maximum.accumulate(begins, axis=1, out=begins)
+        begins += step * queued_before
+        wait0 = np.where(used, begins - bin_end, 0.0)
+        tally.queue_wait_sum_s[pops] += (queued * wait0).sum(axis=1) + (
+            step[:, 0] * (queued * (queued - 1)).sum(axis=1) / 2)
+        longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
+        tally.queue_wait_max_s[pops] = np.maximum(tally.queue_wait_max_s[pops], longest)
+        within = arrived_before - np.take_along_axis(queued_before, ready_bin, axis=1)
+        low = (seg.block_base[seg.own_block[pops]][:, None]
+               + (((np.take_along_axis(begins, ready_bin, axis=1) + within * step) + service)
+                  - bin_end))
+        count = arrived.astype(float)
+        first = np.argmax(arrived > 0, axis=1)  # the first request's bin: counted exactly
+        low[line, first] += step[:, 0]
+        count[line, first] -= 1
+        keep = arrived > 0
+        lows.append(low[keep])
+        counts.append(count[keep])
+        steps.append(np.broadcast_to(step, low.shape)[keep])
 
     def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
               special_ready: np.ndarray | None, special_layer: np.ndarray,
