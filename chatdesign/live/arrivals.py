@@ -49,6 +49,7 @@ import numpy as np
 
 from chatdesign.checks import check_number, check_whole
 from chatdesign.live.faults import SlowLink
+from chatdesign.live.queueing import QUEUE_BIN_S, check_queue_bin
 from chatdesign.live.topology import PathDelays
 
 MIN_SEGMENT_S = 0.1
@@ -100,6 +101,7 @@ class LiveScenario:
     traffic_seed: int | None = None
     queueing: bool = False
     slow_link: SlowLink | None = None
+    queue_bin_s: float = QUEUE_BIN_S
 
     def __post_init__(self) -> None:
         check_whole(self.viewers, "viewers", minimum=1)
@@ -154,6 +156,7 @@ class LiveScenario:
             if not isinstance(self.slow_link, SlowLink):
                 raise ValueError(f"slow_link must be a SlowLink or None, got {self.slow_link!r}")
             self.slow_link.check_against(self.pops, self.origin_caches)
+        check_queue_bin(self.queue_bin_s)
 
     @property
     def segments(self) -> int:

@@ -192,9 +192,12 @@ def simulate_live_simpy(
     clock_offset_s: float = 0.0,
     traffic_seed: int | None = None,
     queueing: bool = False,
+    queue_bin_s: float = 0.0,
 ) -> LiveResult:
     """The same model as :func:`~chatdesign.live.simulate.simulate_live`, one SimPy event per
-    request; same arguments (bar ``progress``) and result fields. Use it on small scenarios."""
+    request; same arguments (bar ``progress``) and result fields. Use it on small scenarios.
+    Its queue is exact: ``queue_bin_s`` must stay 0 with queueing and coalescing (compare it
+    with ``simulate_live(..., queue_bin_s=0.0)``)."""
     scenario = LiveScenario(
         viewers=viewers, duration_s=duration_s, segment_s=segment_s, pops=pops,
         origin_caches=origin_caches, coalescing=coalescing, push=push,
@@ -202,8 +205,11 @@ def simulate_live_simpy(
         herd_window_s=herd_window_s, jitter_s=jitter_s, ramp_s=ramp_s,
         bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
         playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
-        traffic_seed=traffic_seed, queueing=queueing,
+        traffic_seed=traffic_seed, queueing=queueing, queue_bin_s=queue_bin_s,
     )
+    if scenario.queueing and scenario.coalescing and scenario.queue_bin_s:
+        raise ValueError("the SimPy oracle queues every request exactly: pass queue_bin_s=0.0 "
+                         f"(got {queue_bin_s!r})")
     return run_simpy(scenario)
 
 

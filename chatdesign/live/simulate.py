@@ -23,16 +23,22 @@ time, ``F``, when the segment lands there:
 
 With ``queueing=True`` each request then queues for one of its PoP's servers from the moment
 the edge can answer it (``a`` for a hit, ``F`` for a waiter, its own answer for an uncoalesced
-miss) and holds it for the segment's transfer time: an exact FIFO multi-server queue with a fixed
-service time, solved per PoP with running maxima (:mod:`chatdesign.live.queueing`) over its
-sorted ready times (``np.sort``; the few requests whose ready time is not their arrival are
-placed by binary search). Peak load is also counted in 10 ms bins per PoP
+miss) and holds it for the segment's transfer time: a FIFO multi-server queue with a fixed
+service time (:mod:`chatdesign.live.queueing`). With coalescing it is by default *binned*
+(``queue_bin_s``, 0.625 ms): ready times rounded up to the end of their bin, each bin one batch
+of a fluid queue, counted per bin with no sort; each PoP's first request is exact, every other
+latency within ``(-b, b + s)`` of the exact queue's (``b`` the bin, ``s`` the service time; the
+module states and the tests check the bound). ``queue_bin_s=0`` (and every run without
+coalescing) is the exact queue, solved per PoP with running maxima over its sorted ready times
+(``np.sort``; the few requests whose ready time is not their arrival are placed by binary
+search), which the SimPy oracle checks. Peak load is also counted in 10 ms bins per PoP
 (``pop_load["peak_rps_10ms"]``) beside per-segment rates.
 
 Where the time goes (``benchmarks/live_sim.py``): drawing the arrivals is about a third of the
 default path; the rest is a handful of passes over each segment's arrays (the 10 ms histogram,
 each PoP's earliest arrival, the waiters) and, with a capacity, one partial sort per full PoP.
-Queueing adds a full sort of each PoP's ready times per segment.
+The binned queue adds one counting pass per request; the exact queue a full sort of each PoP's
+ready times per segment.
 
 Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
 publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
@@ -80,8 +86,21 @@ from chatdesign.live.arrivals import (
 )
 from chatdesign.live.exercises import diagnose
 from chatdesign.live.faults import SlowLink
-from chatdesign.live.queueing import fifo_finish_sorted
-from chatdesign.live.result import LAYERS, LiveResult, Tally, latency_bins
+from chatdesign.live.queueing import (
+    QUEUE_BIN_S,
+    ProgressionHistogram,
+    fifo_finish_sorted,
+    fluid_bin_starts,
+)
+from chatdesign.live.result import (
+    BINS_PER_S,
+    LAYERS,
+    MAX_LATENCY_BINS,
+    PEAK_BINS_PER_S,
+    LiveResult,
+    Tally,
+    latency_bins,
+)
 from chatdesign.live.topology import PathDelays, build_topology, path_delays
 
 EDGE, ORIGIN_CACHE, ORIGIN_SERVER = (LAYERS.index(name) for name in
@@ -428,11 +447,176 @@ def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.nda
 
 
 class _Queue:
-    """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`)."""
+    """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`): exact
+    (:meth:`serve`) or, with coalescing and ``bin_s`` > 0, binned (:meth:`serve_binned`)."""
 
-    def __init__(self, servers: np.ndarray, service_s: np.ndarray) -> None:
+    def __init__(self, servers: np.ndarray, service_s: np.ndarray, bin_s: float = 0.0) -> None:
         self.servers = servers.tolist()
         self.service_s = service_s
+        self.bin_s = bin_s
+        self.fine = round(0.01 / bin_s) if bin_s else 0  # queue bins per 10 ms peak bin
+        self.step_s = service_s / servers  # the fluid queue's time per request
+        self.histogram = ProgressionHistogram(MAX_LATENCY_BINS, 1.0 / BINS_PER_S)
+        self._since, self._bins = np.empty(0), np.empty(0, dtype=np.intp)
+
+    def finish(self, tally: Tally) -> None:
+        """Add the binned queue's edge latencies to the tally (once, after the last segment)."""
+        if self.histogram.total:
+            tally.histogram[EDGE] += self.histogram.counts()
+
+    def serve_binned(self, seg: _Segment, tally: Tally, landed: np.ndarray,
+                     first_layer: np.ndarray, publish_s: float) -> None:
+        """:meth:`serve` with coalescing, binned (:mod:`chatdesign.live.queueing`): each
+        request is ready at ``max(arrival, landed[pop])`` rounded up to the end of its bin, and
+        each bin is one batch of a fluid queue. One pass counts every PoP's arrivals per bin
+        (the same pass gives the busiest 10 ms); everything else is per bin. Each PoP's first
+        request is served first, at ``max(arrival, landed)``, so its latency (the one
+        ``first_request_latency_ms`` averages, and the fetch's, in ``first_layer``) is exact;
+        the others' latencies are taken from their arrival bin's end, in order of arrival bin
+        (a PoP's blocks in one bin in any order: they share a rounded arrival), and spread
+        over the edge histogram (:class:`~chatdesign.live.queueing.ProgressionHistogram`).
+        """
+        n = len(seg.arrive_s)
+        if len(self._since) < n:  # reused buffers: no fresh pages per segment
+            self._since, self._bins = np.empty(n), np.empty(n, dtype=np.intp)
+        since, bins = self._since[:n], self._bins[:n]
+        np.subtract(seg.arrive_s, publish_s, out=since)
+        since *= PEAK_BINS_PER_S  # as Tally.add_peak_10ms; then x 2**k, exact
+        since *= self.fine
+        np.copyto(bins, since, casting="unsafe")  # truncates: queue bin; // fine: 10 ms bin
+        pops = seg.first_pop
+        if seg.simple:  # one block per PoP: the earliest arrival is known, its index is not needed
+            first_block = seg.own_block[pops]
+            first_arrive = seg.first_arrival[pops]
+            first_bin = (((first_arrive - publish_s) * PEAK_BINS_PER_S) * self.fine).astype(np.intp)
+        else:
+            first_block = np.searchsorted(seg.block_ends, seg.first, side="right")
+            first_arrive = seg.arrive_s[seg.first]
+            first_bin = bins[seg.first]
+        service = self.service_s[pops]
+        ready = np.maximum(first_arrive, landed[pops])
+        first_latency = seg.block_base[first_block] + ((ready + service) - first_arrive)
+        for layer in (EDGE, ORIGIN_CACHE, ORIGIN_SERVER):
+            tally.add_latencies(layer, first_latency[first_layer == layer])
+        tally.first_latency_sum_s += float(first_latency.sum())
+        tally.first_requests += len(pops)
+        peak = tally.pop["peak_served_per_10ms"]
+        width, fine = self.bin_s, self.fine
+        landed_bin = np.floor(((landed[pops] - publish_s) * PEAK_BINS_PER_S) * fine)
+        merged_bin = np.maximum(landed_bin, first_bin).astype(np.int64)  # where waiters are ready
+        lows: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        steps: list[np.ndarray] = []
+        single = seg.blocks_of_pop[pops] == 1
+        if single.any():
+            rows = np.flatnonzero(single)
+            self._serve_single_blocks(seg, tally, bins, rows, merged_bin[rows], publish_s,
+                                      lows, counts, steps)
+        for k in np.flatnonzero(~single).tolist():
+            p = int(pops[k])
+            part = seg.part(p)
+            pop_bins = bins[part]
+            own, blocks = int(seg.own_block[p]), int(seg.blocks_of_pop[p])
+            merged = int(merged_bin[k])
+            # several blocks: its own viewers', then those spilled in
+            edges = np.concatenate(([0], np.cumsum(seg.block_counts[own:own + blocks])))
+            per_block = [np.bincount(pop_bins[edges[b]:edges[b + 1]])
+                         for b in range(blocks)]
+            lead = int(first_block[k]) - own  # the first request's block goes first
+            rest = [b for b in range(blocks) if b != lead]
+            order = own + np.array([lead, *rest])
+            per_block = [per_block[lead]] + [per_block[b] for b in rest]
+            size = max(*(len(c) for c in per_block), merged + 1)
+            grid = np.zeros((size, blocks), dtype=np.int64)  # bin x block
+            for b, c in enumerate(per_block):
+                grid[: len(c), b] = c
+            arrived = grid.sum(axis=1)
+            size = len(arrived)
+            whole = -(-size // fine) * fine
+            by_10ms = np.zeros(whole, dtype=np.int64)
+            by_10ms[:size] = arrived
+            peak[p] = max(int(peak[p]), int(by_10ms.reshape(-1, fine).sum(axis=1).max()))
+            queued = arrived.copy()  # requests per ready bin
+            queued[merged] = arrived[: merged + 1].sum()
+            queued[:merged] = 0
+            bin_end = publish_s + (np.arange(size) + 1.0) * width
+            servers, service_s = self.servers[p], float(self.service_s[p])
+            step = float(self.step_s[p])
+            begins = fluid_bin_starts(bin_end, queued, servers, service_s)
+            used = queued > 0
+            wait0 = begins[used] - bin_end[used]
+            many = queued[used]
+            tally.queue_wait_sum_s[p] += float((many * wait0).sum()
+                                               + step * (many * (many - 1)).sum() / 2)
+            tally.queue_wait_max_s[p] = max(float(tally.queue_wait_max_s[p]),
+                                            float((wait0 + (many - 1) * step).max()))
+            flat = grid.ravel()  # groups of (arrival bin, block), in queue order
+            rank = np.cumsum(flat) - flat
+            nonzero = np.flatnonzero(flat)
+            arrival_bin = nonzero // blocks
+            ready_bin = np.maximum(arrival_bin, merged)
+            within = rank[nonzero] - (np.cumsum(queued) - queued)[ready_bin]
+            base = seg.block_base[order[nonzero % blocks]]
+            low = base + (((begins[ready_bin] + within * step) + service_s)
+                          - bin_end[arrival_bin])
+            count = flat[nonzero].astype(float)
+            low[0] += step  # the first request, counted exactly above
+            count[0] -= 1
+            lows.append(low)
+            counts.append(count)
+            steps.append(np.full(len(low), step))
+        if lows:
+            self.histogram.add(np.concatenate(lows), np.concatenate(counts),
+                               np.concatenate(steps))
+
+    def _serve_single_blocks(self, seg: _Segment, tally: Tally, bins: np.ndarray,
+                             rows: np.ndarray, merged: np.ndarray, publish_s: float,
+                             lows: list[np.ndarray], counts: list[np.ndarray],
+                             steps: list[np.ndarray]) -> None:
+        """:meth:`serve_binned` for the PoPs ``seg.first_pop[rows]`` that serve only their own
+        viewers, all at once: one row of bins per PoP (its waiters' bin ``merged``)."""
+        pops = seg.first_pop[rows]
+        per_pop = [np.bincount(bins[seg.part(int(p))]) for p in pops.tolist()]
+        fine = self.fine
+        size = max(max(len(c) for c in per_pop), int(merged.max()) + 1)
+        size = -(-size // fine) * fine  # whole 10 ms bins
+        arrived = np.zeros((len(pops), size), dtype=np.int64)
+        for row, c in enumerate(per_pop):
+            arrived[row, : len(c)] = c
+        peak = tally.pop["peak_served_per_10ms"]
+        peak[pops] = np.maximum(peak[pops],
+                                arrived.reshape(len(pops), -1, fine).sum(axis=2).max(axis=1))
+        column = np.arange(size)
+        ready_bin = np.maximum(column, merged[:, None])  # of each arrival bin
+        arrived_before = np.cumsum(arrived, axis=1) - arrived  # the queue is in arrival-bin order
+        queued = np.where(column < merged[:, None], 0, arrived)  # requests per ready bin
+        line = np.arange(len(pops))
+        queued[line, merged] += arrived_before[line, merged]
+        bin_end = publish_s + (column + 1.0) * self.bin_s
+        step = self.step_s[pops][:, None]
+        service = self.service_s[pops][:, None]
+        queued_before = np.cumsum(queued, axis=1) - queued
+        used = queued > 0
+        begins = np.where(used, bin_end - step * queued_before, -np.inf)
+        np.maximum.accumulate(begins, axis=1, out=begins)
+        begins += step * queued_before
+        wait0 = np.where(used, begins - bin_end, 0.0)
+        tally.queue_wait_sum_s[pops] += (queued * wait0).sum(axis=1) + (
+            step[:, 0] * (queued * (queued - 1)).sum(axis=1) / 2)
+        longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
+        tally.queue_wait_max_s[pops] = np.maximum(tally.queue_wait_max_s[pops], longest)
+        within = arrived_before - np.take_along_axis(queued_before, ready_bin, axis=1)
+        low = (seg.block_base[seg.own_block[pops]][:, None]
+               + (((np.take_along_axis(begins, ready_bin, axis=1) + within * step) + service)
+                  - bin_end))
+        count = arrived.astype(float)
+        first = np.argmax(arrived > 0, axis=1)  # the first request's bin: counted exactly
+        low[line, first] += step[:, 0]
+        count[line, first] -= 1
+        keep = arrived > 0
+        lows.append(low[keep])
+        counts.append(count[keep])
+        steps.append(np.broadcast_to(step, low.shape)[keep])
 
     def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
               special_ready: np.ndarray | None, special_layer: np.ndarray,
@@ -583,6 +767,11 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
             waiter_index.append(index)
             waited_parts.append(seg.base(paths, index) + (landed[p] - seg.arrive_s[index]))
     tally.coalesced += int(waiters.sum()) - int(missed.sum())
+    if queue is not None and queue.bin_s:
+        first_layer = np.full(len(first_pop), EDGE)
+        first_layer[fetcher] = fetcher_layer
+        queue.serve_binned(seg, tally, landed, first_layer, seg.publish_s)
+        return landed
     if queue is not None:
         queue.serve(seg, tally, landed, seg.first[fetcher], None, fetcher_layer, seg.publish_s)
         return landed
@@ -692,7 +881,8 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
     delays, paths = scenario_paths(scenario)
     capacity = scenario.pop_capacity_per_segment(delays)
     tally = Tally(scenario, delays)
-    queue = (_Queue(delays.servers, delays.service_s(scenario.segment_bytes))
+    queue = (_Queue(delays.servers, delays.service_s(scenario.segment_bytes),
+                    scenario.queue_bin_s if scenario.coalescing else 0.0)
              if scenario.queueing else None)
     horizon_s = scenario.herd_span_s
     previous_counts: np.ndarray | None = None
@@ -721,6 +911,8 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
         previous_counts = arrivals.pop_counts
         if progress is not None:
             progress(arrivals.segment + 1, scenario.segments)
+    if queue is not None:
+        queue.finish(tally)
     tally.series["requests"] = tally.pop_demand.sum(axis=1)
     return tally.result()
 
@@ -750,6 +942,7 @@ def simulate_live(
     queueing: bool = False,
     progress: ProgressCallback | None = None,
     slow_link: SlowLink | None = None,
+    queue_bin_s: float = QUEUE_BIN_S,
 ) -> LiveResult:
     """Simulate ``viewers`` watching one live stream for ``duration_s`` seconds (vectorised).
 
@@ -767,7 +960,10 @@ def simulate_live(
     refused). The default 20-PoP map carries a few hundred thousand viewers of a 1,000 kbps
     stream (:func:`viewers_carried`); beyond that the result shows refusals. ``queueing``: each
     PoP's servers serve every request in a FIFO D/c queue (:mod:`chatdesign.live.queueing`),
-    adding queueing delay and transfer time to its latency.
+    adding queueing delay and transfer time to its latency; ``queue_bin_s`` (s, default
+    0.625 ms; 0 or 10 ms over a power of two) rounds ready times up to bins and serves each bin
+    as a batch of a fluid queue (with coalescing; each latency within ``(-b, b + s)`` of the
+    exact queue's), 0 queues every request exactly (as the SimPy oracle does).
     The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
     over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
     playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over
@@ -791,6 +987,7 @@ def simulate_live(
         bitrate_kbps=bitrate_kbps, zipf_exponent=zipf_exponent, herd_spread=herd_spread,
         playlist_refresh_s=playlist_refresh_s, clock_offset_s=clock_offset_s,
         traffic_seed=traffic_seed, queueing=queueing, slow_link=slow_link,
+        queue_bin_s=queue_bin_s,
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}")

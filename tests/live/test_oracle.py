@@ -93,12 +93,13 @@ def test_coalescing_sends_at_most_one_request_per_segment_per_origin_cache(
     assert result.origin_cache_requests <= result.segments * kwargs["pops"]
 
 
+EXACT = {"queueing": True, "queue_bin_s": 0.0}  # the oracle's queue is the exact one
 QUEUED: list[dict[str, Any]] = [
-    {"queueing": True, "bitrate_kbps": 20_000.0},
-    {"queueing": True, "bitrate_kbps": 20_000.0, "coalescing": False},
-    {"queueing": True, "bitrate_kbps": 8_000.0, "push": True, "pop_capacity_rps": "derived"},
-    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0},  # spilled-in blocks
-    {"queueing": True, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0, "coalescing": False},
+    {**EXACT, "bitrate_kbps": 20_000.0},
+    {**EXACT, "bitrate_kbps": 20_000.0, "coalescing": False},
+    {**EXACT, "bitrate_kbps": 8_000.0, "push": True, "pop_capacity_rps": "derived"},
+    {**EXACT, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0},  # spilled-in blocks
+    {**EXACT, "bitrate_kbps": 20_000.0, "pop_capacity_rps": 150.0, "coalescing": False},
 ]
 
 
@@ -133,7 +134,7 @@ def test_queueing_agrees_with_simpy_resources_on_random_scenarios(
 ) -> None:
     """The queue sorts each PoP's ready times and finds its special requests (misses, fetches,
     spilled-in blocks) by binary search; SimPy queues them one by one."""
-    kwargs = {**kwargs, "queueing": True, "bitrate_kbps": bitrate_kbps}
+    kwargs = {**kwargs, **EXACT, "bitrate_kbps": bitrate_kbps}
     fast, oracle = simulate_live(**kwargs), simulate_live_simpy(**kwargs)
     assert fast.counters() == oracle.counters()
     np.testing.assert_allclose(fast.latency.to_numpy(), oracle.latency.to_numpy(), atol=0.1 + 1e-9)

@@ -14,9 +14,12 @@ from chatdesign.live import (
     CALIBRATION_VIEWERS,
     HERD_SPREAD,
     LiveResult,
+    build_topology,
     calibrate_herd_spread,
+    path_delays,
     simulate_live,
 )
+from chatdesign.live.result import BINS_PER_S
 
 POPULAR = 1_100  # viewers of a mid-sized stream over the default 20 PoPs
 
@@ -170,6 +173,100 @@ def test_queueing_adds_waits_and_transfer_time_where_the_herd_exceeds_the_server
     assert queued.latency.loc["all", "p99_ms"] > plain.latency.loc["all", "p99_ms"] + 10
     small = simulate_live(200, 6, pops=5, seed=1, queueing=True)
     assert small.pop_load["mean_queue_wait_ms"].max() < 1  # a light load barely waits
+
+
+BINNED_CASES: list[dict[str, object]] = [
+    {"viewers": 20_000, "duration_s": 6, "pops": 5, "seed": 1},
+    {"viewers": 30_000, "duration_s": 4, "pop_capacity_rps": None, "seed": 2},
+    {"viewers": 3_000, "duration_s": 6, "pops": 8, "seed": 3, "bitrate_kbps": 8_000.0,
+     "pop_capacity_rps": 150.0},  # spilled-in blocks, long service times
+    {"viewers": 3_000, "duration_s": 6, "pops": 8, "seed": 3, "bitrate_kbps": 8_000.0,
+     "push": True, "jitter_s": 0.1},
+    {"viewers": 500, "duration_s": 5, "pops": 3, "seed": 4, "segment_s": 2.0,
+     "herd_window_s": 0.5},  # a light load
+]
+
+
+def assert_within_the_bound(exact: LiveResult, binned: LiveResult, bin_s: float) -> int:
+    """Counters, per-PoP load and first-request latency as the exact queue; every latency,
+    sorted, within b + s + 0.1 ms (the queueing module's bound) and queue waits within b + s.
+    Returns how many latencies moved to another 0.1 ms bin."""
+    assert binned.counters() == exact.counters()
+    waits = ["mean_queue_wait_ms", "max_queue_wait_ms"]
+    assert binned.pop_load.drop(columns=waits).equals(exact.pop_load.drop(columns=waits))
+    assert binned.first_request_latency_ms == pytest.approx(exact.first_request_latency_ms,
+                                                            rel=1e-12, nan_ok=True)
+    scenario = binned.scenario
+    delays = path_delays(build_topology(scenario.pops, origin_caches=scenario.origin_caches,
+                                        seed=scenario.seed, zipf_exponent=scenario.zipf_exponent))
+    service = delays.service_s(scenario.segment_bytes)
+    bound_bins = math.ceil((bin_s + service.max()) * BINS_PER_S) + 1
+    moved = 0
+
+    def sorted_bins(result: LiveResult, layer: int) -> np.ndarray:
+        row = result.latency_histogram[layer]
+        return np.repeat(np.arange(len(row)), row)
+
+    for layer in range(3):
+        gap = sorted_bins(binned, layer) - sorted_bins(exact, layer)
+        assert len(gap) == int(exact.latency_histogram[layer].sum())
+        if len(gap):
+            assert np.abs(gap).max() <= bound_bins, (layer, np.abs(gap).max(), bound_bins)
+            moved += int(np.count_nonzero(gap))
+    used = (exact.pop_load["served"] > 0).to_numpy()
+    tolerance_ms = 1000 * (bin_s + service[used]) + 1e-6
+    for column in waits:
+        error = (binned.pop_load[column] - exact.pop_load[column]).to_numpy()[used]
+        assert (np.abs(error) <= tolerance_ms).all(), (column, error, tolerance_ms)
+    return moved
+
+
+@pytest.mark.parametrize("kwargs", BINNED_CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.parametrize("bin_s", [0.01 / 16, 0.01 / 2])
+def test_binned_queue_is_within_its_bound_of_the_exact_queue(kwargs: dict[str, object],
+                                                             bin_s: float) -> None:
+    exact = simulate_live(**kwargs, queueing=True, queue_bin_s=0.0)  # type: ignore[arg-type]
+    binned = simulate_live(**kwargs, queueing=True, queue_bin_s=bin_s)  # type: ignore[arg-type]
+    assert assert_within_the_bound(exact, binned, bin_s) > 0  # an approximation, and seen as one
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.fixed_dictionaries({
+    "viewers": st.integers(1, 3_000),
+    "duration_s": st.sampled_from([1.0, 3.0]),
+    "pops": st.integers(1, 6),
+    "origin_caches": st.integers(1, 2),
+    "push": st.booleans(),
+    "push_to": st.sampled_from(["all", "watched"]),
+    "pop_capacity_rps": st.none() | st.just("derived") | st.floats(20.0, 2_000.0),
+    "overflow": st.sampled_from(["spill", "refuse"]),
+    "ramp_s": st.sampled_from([0.0, 2.0]),
+    "herd_window_s": st.sampled_from([0.0, 0.05, 0.5]),
+    "jitter_s": st.sampled_from([0.0, 0.02]),
+    "zipf_exponent": st.sampled_from([0.0, 1.0, 2.0]),
+    "bitrate_kbps": st.sampled_from([1_000.0, 8_000.0]),
+    "seed": st.integers(0, 1_000),
+    "clock_offset_s": st.sampled_from([0.0, 0.05]),
+}), st.sampled_from([0.01, 0.01 / 16, 0.01 / 1024]))
+def test_binned_queue_stays_within_its_bound_on_random_scenarios(kwargs: dict[str, object],
+                                                                 bin_s: float) -> None:
+    exact = simulate_live(**kwargs, queueing=True, queue_bin_s=0.0)  # type: ignore[arg-type]
+    binned = simulate_live(**kwargs, queueing=True, queue_bin_s=bin_s)  # type: ignore[arg-type]
+    assert_within_the_bound(exact, binned, bin_s)
+
+
+def test_without_coalescing_the_queue_is_always_exact() -> None:
+    kwargs = {"viewers": 3_000, "duration_s": 4, "pops": 5, "seed": 1, "coalescing": False,
+              "queueing": True, "bitrate_kbps": 8_000.0}
+    exact = simulate_live(**kwargs, queue_bin_s=0.0)  # type: ignore[arg-type]
+    default = simulate_live(**kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(default.latency_histogram, exact.latency_histogram)
+    assert default.pop_load.equals(exact.pop_load)
+
+
+def test_a_queue_bin_that_does_not_divide_10_ms_by_a_power_of_two_is_refused() -> None:
+    with pytest.raises(ValueError, match="queue_bin_s"):
+        simulate_live(100, 2, queueing=True, queue_bin_s=0.001)
 
 
 def test_capacity_can_refuse_instead() -> None:
