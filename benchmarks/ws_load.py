@@ -11,7 +11,12 @@ this one, so the server gets a core of its own on a two-core machine.
    same number of connections, each keeping one frame of the same size in flight (echo
    round trip = the same two network hops as sender->server->recipient). Goal: chat >= 0.5x
    echo throughput. Then a fixed offered load (each client one message every 2 s) for the
-   latency goal: p99 < 50 ms.
+   latency goal: p99 < 50 ms, measured after the load has run ``WARMUP_S`` (3 s) on the freshly
+   opened connections; the warm-up's own p99 is reported apart, with the longest CPython garbage
+   collection in each process (``gc.callbacks``). The load generator moves its thousand clients
+   out of the cyclic collector's scans (``gc.freeze`` after connecting): without that, its own
+   full collections stalled every client for up to about 125 ms and showed as a p99 of 50-130 ms
+   that the server did not cause. The server, the system measured, is left as it runs.
 2. **Durable sends/s with group commit** (``batch_max`` 256, 2 ms linger) against one commit
    per message (``batch_max`` 1, no linger): same server, same clients, same ``synchronous``
    (FULL, WAL), acks after commit on both sides. Goal: >= 5x.
@@ -66,6 +71,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -76,6 +82,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +102,9 @@ XU_BYTES_PER_CONNECTION = 10 * 1024
 """Xu, System Design Interview vol. 1, chat chapter: 1 M connections x 10 KB = 10 GB."""
 
 CONTENT_CHARS = 40
+
+WARMUP_S = 3.0
+"""Seconds the fixed load runs on fresh connections before its latencies count (reported apart)."""
 
 
 def raise_fd_limit() -> int:
@@ -210,6 +220,34 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+class GcPauses:
+    """CPython's cyclic garbage collections in this process while installed (``with``): each as
+    (start on the monotonic ``perf_counter`` clock, s; pause, ms; generation). On Linux that
+    clock is shared by all processes, so a server's pauses line up with the clients' window."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, int]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((self._started, (time.perf_counter() - self._started) * 1000, info["generation"]))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def longest_pause_ms(pauses: list[tuple[float, float, int]], start_s: float, end_s: float) -> float:
+    """The longest collection (ms) that started in ``[start_s, end_s)``; 0 if none did."""
+    return max((ms for at, ms, _ in pauses if start_s <= at < end_s), default=0.0)
+
+
 # --- server processes ----------------------------------------------------------------------------
 
 
@@ -217,10 +255,11 @@ def _chat_child(data_dir: str, settings: ServerSettings, pipe: multiprocessing.c
     raise_fd_limit()
 
     async def main() -> None:
-        async with ChatNetworkServer(data_dir, settings=settings) as server:
-            pipe.send(server.port)
-            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-            pipe.send((server.stats.batches, server.stats.committed_sends))
+        with GcPauses() as collections:
+            async with ChatNetworkServer(data_dir, settings=settings) as server:
+                pipe.send(server.port)
+                await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+                pipe.send((server.stats.batches, server.stats.committed_sends, collections.pauses))
     asyncio.run(main())
 
 
@@ -251,13 +290,18 @@ class Child:
         if not self.pipe.poll(120):
             raise RuntimeError("the server process did not start within 120 s")
         self.port = int(self.pipe.recv())
+        self.gc_pauses: list[tuple[float, float, int]] = []
 
     def stop(self) -> tuple[int, int]:
-        """Stop the server; (commits, committed sends) for a chat server, (0, 0) for echo."""
+        """Stop the server; (commits, committed sends) for a chat server, (0, 0) for echo. A chat
+        server's garbage collections are left in ``gc_pauses`` (see :class:`GcPauses`)."""
         self.pipe.send("stop")
         result = self.pipe.recv() if self.pipe.poll(30) else None
         self.process.join(30)
-        return (int(result[0]), int(result[1])) if isinstance(result, tuple) else (0, 0)
+        if not isinstance(result, tuple):
+            return (0, 0)
+        self.gc_pauses = list(result[2])
+        return (int(result[0]), int(result[1]))
 
 
 def prepare(data: Path, users: int) -> TokenAuthority:
@@ -300,14 +344,24 @@ async def metered(meter: CpuMeter | None, seconds: float) -> None:
 
 async def chat_load(url: str, tokens: list[str], seconds: float, interval_s: float | None,
                     seed: int, meter: CpuMeter | None = None,
-                    lags: list[float] | None = None) -> tuple[int, np.ndarray]:
+                    lags: list[float] | None = None, warmup_s: float = 0.0,
+                    warmup: list[float] | None = None,
+                    window: list[float] | None = None) -> tuple[int, np.ndarray]:
     """Delivered messages and send->delivery latencies (s) with len(tokens) clients in pairs.
     ``interval_s=None``: one send in flight per client (saturation); else one send per interval.
-    ``lags`` collects the client process's event-loop lag meanwhile (:func:`loop_lag`)."""
+    ``lags`` collects the client process's event-loop lag meanwhile (:func:`loop_lag`). With
+    ``warmup_s``, the load runs that long first; its latencies go to ``warmup`` and are not
+    counted. ``window`` receives the measured window's start and end (``perf_counter`` s)."""
     clients = await open_clients(url, tokens, seed)
+    # the load generator's own objects (a thousand clients) leave the cyclic collector's scans, so
+    # its full collections do not stall the clients (the server, the system measured, is untouched)
+    gc.collect()
+    gc.freeze()
     partner = {i: i ^ 1 for i in range(len(clients))}
     latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+    warm: list[float] = [] if warmup is None else warmup
+    measured_from = time.perf_counter() + warmup_s
+    deadline = measured_from + seconds
     rng = np.random.default_rng(1)
 
     async def sender(i: int) -> None:
@@ -327,11 +381,19 @@ async def chat_load(url: str, tokens: list[str], seconds: float, interval_s: flo
             while True:
                 message = await client.receive(timeout=max(0.5, deadline - time.perf_counter() + 1.0))
                 if message.sender_id != own:
-                    latencies.append(time.perf_counter() - float(message.content))
+                    sent = float(message.content)
+                    (latencies if sent >= measured_from else warm).append(time.perf_counter() - sent)
+
+    async def after_warmup(job: Coroutine[object, object, None]) -> None:
+        await asyncio.sleep(max(0.0, measured_from - time.perf_counter()))
+        await job
 
     lag_s, lag_into = (0.0, []) if lags is None else (seconds, lags)
     await asyncio.gather(*(sender(i) for i in range(len(clients))), *(receiver(i) for i in range(len(clients))),
-                         metered(meter, seconds), loop_lag(lag_s, lag_into))
+                         after_warmup(metered(meter, seconds)), after_warmup(loop_lag(lag_s, lag_into)))
+    if window is not None:
+        window += [measured_from, deadline]
+    gc.unfreeze()
     if meter is not None:
         meter.resyncs = sum(c.gaps_resynced for c in clients)
     for start in range(0, len(clients), 200):
@@ -467,8 +529,16 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
     url = f"ws://127.0.0.1:{chat.port}/ws"
     delivered, latencies = asyncio.run(chat_load(url, tokens, seconds, None, 1, chat_cpu))
     lags: list[float] = []
-    steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2, lags=lags))
+    warm: list[float] = []
+    window: list[float] = []
+    with GcPauses() as client_gc:
+        steady, steady_latencies = asyncio.run(chat_load(url, tokens, seconds, 2.0, 2, lags=lags,
+                                                         warmup_s=WARMUP_S, warmup=warm, window=window))
     chat.stop()
+    warm_from = window[0] - WARMUP_S
+    gc_warm = (longest_pause_ms(chat.gc_pauses, warm_from, window[0]),
+               longest_pause_ms(client_gc.pauses, warm_from, window[0]))
+    gc_steady = (longest_pause_ms(chat.gc_pauses, *window), longest_pause_ms(client_gc.pauses, *window))
     echo_rate, chat_rate = echoed / seconds, delivered / seconds
     print(f"\n1. {clients} concurrent clients, one message in flight each")
     print(f"   bare websockets echo: {echo_rate:,.0f} frames/s, round trip {percentiles_ms(rtts)}; "
@@ -494,7 +564,12 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
                "none (explains the 0.5x goal)", None)
     print(f"   at a fixed load of {clients / 2.0:,.0f} messages/s offered (one per client every 2 s): "
           f"{steady / seconds:,.0f} delivered/s, send->delivery {percentiles_ms(steady_latencies)} "
-          f"(goal p99 < 50 ms);\n   meanwhile the clients' own event loop woke a 10 ms sleep late by "
+          f"(goal p99 < 50 ms),\n   measured after the same load ran {WARMUP_S:g} s on the freshly opened "
+          f"connections: {percentiles_ms(np.array(warm))} then.\n"
+          f"   Longest CPython garbage collection in the warm-up: server {gc_warm[0]:.0f} ms, clients "
+          f"{gc_warm[1]:.0f} ms; in the measured window: server {gc_steady[0]:.0f} ms, clients {gc_steady[1]:.0f} ms\n"
+          f"   (full collections run while a process's live objects grow: {clients:,} new connections);\n"
+          f"   meanwhile the clients' own event loop woke a 10 ms sleep late by "
           f"{percentiles_ms(np.array(lags))} (time the clients, not the server, add to each latency)")
     ratio = chat_rate / echo_rate if echo_rate else None
     report(f"chat delivered messages/s, {clients} clients at saturation", chat_rate, "msg/s",
@@ -511,10 +586,14 @@ def phase_one(data: Path, tokens: list[str], clients: int, seconds: float, bench
                "none (saturation; the latency goal is at fixed load)", None,
                "echo round trip p99, same connections", echo_p99,
                chat_p99 / echo_p99 if echo_p99 else None)
-    steady_p99 = p99_ms(steady_latencies)
-    report(f"chat send->delivery p99, {clients} clients x 1 msg / 2 s",
+    steady_p99, warm_p99 = p99_ms(steady_latencies), p99_ms(np.array(warm))
+    report(f"chat send->delivery p99, {clients} clients x 1 msg / 2 s, after {WARMUP_S:g} s of warm-up",
            steady_p99 if steady_p99 is not None else 0.0, "ms", "p99 < 50 ms",
            steady_p99 is not None and steady_p99 < 50)
+    if warm_p99 is not None:
+        report(f"chat send->delivery p99, same load, its first {WARMUP_S:g} s on {clients} fresh connections",
+               warm_p99, "ms", f"none (longest garbage collection then: server {gc_warm[0]:.0f} ms, "
+               f"clients {gc_warm[1]:.0f} ms)", None)
 
 
 def phase_two(data: Path, tokens: list[str], clients: int, seconds: float) -> None:
