@@ -11,8 +11,9 @@ inflates them less than wall time would; each is measured once.
    derived from servers and links, spill-over; the default map admits fewer than half of these
    viewers, so most requests are refused, which the line reports), the caches with no capacity
    limit (coalescing, no coalescing, push to all PoPs, six renditions), derived capacity with
-   refusal, and queueing on the PoPs' servers with and without the limit. Goal: each <= 10 s on
-   this 2-core machine.
+   refusal, and queueing on the PoPs' servers with and without the limit, and without coalescing
+   (where the queue is still the exact one: each miss joins it at its own answer time, among the
+   other requests, so the binned queue does not apply). Goal: each <= 10 s on this 2-core machine.
 3. A plain-numpy floor for the same run: drawing every request's send time (one uniform phase per
    viewer, one uniform jitter per request) and one pass over them (each PoP's earliest request),
    segment by segment. Goal: the default path within 3x of it (also printed for the caches alone,
@@ -71,6 +72,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "derived capacity, refuse": {"overflow": "refuse"},
     "queueing, derived capacity": {"queueing": True},
     "queueing, no limit": {"queueing": True, "pop_capacity_rps": None},
+    "queueing, no coalescing (exact queue)": {"queueing": True, "coalescing": False},
 }
 RENDITION_SHARES = dict(zip(PENSIEVE_LADDER_KBPS, (0.05, 0.15, 0.25, 0.3, 0.15, 0.1), strict=True))
 
