@@ -33,6 +33,9 @@ queues; every decision is made by :mod:`~chatdesign.chat.protocol` (frames) and
 - **Limits.** Frames over ``max_frame_bytes`` get a ``frame_too_large`` error (the connection
   carries on); frames over ``hard_max_frame_bytes`` are refused by ``websockets`` itself
   (close code 1009). Sends are rate-limited per connection by a token bucket.
+- **Token expiry.** A token is checked when the connection authenticates and on every request;
+  a connection whose token expires while it is open is pushed nothing more and is closed with
+  :data:`CLOSE_AUTH_FAILED` at the next push, so the device authenticates again and syncs.
 - **Liveness and presence.** WebSocket ping/pong detects dead peers. ``heartbeat`` frames (and
   the ``auth`` frame) drive a :class:`~chatdesign.presence.PresenceService`, whose ``flush``
   runs every ``presence_flush_s`` and pushes ``presence_update`` batches to online friends.
@@ -302,6 +305,7 @@ class ServerStats:
     refused_frames: int = 0
     slow_consumers_closed: int = 0
     presence_batches: int = 0
+    expired_closed: int = 0
     coalesced_acks: int = 0
 
 
@@ -541,6 +545,16 @@ class ChatNetworkServer:
                 self._push(client, text)
 
     def _push(self, client: _Client, text: str) -> None:
+        """Push to ``client`` unless its token has expired: an expired connection hears nothing
+        more and is closed with :data:`CLOSE_AUTH_FAILED` (its device authenticates again and
+        syncs), as its next request would have been refused."""
+        if client.identity.expires_at <= self._clock():
+            if not client.closing:
+                client.closing = True
+                self.stats.expired_closed += 1
+                asyncio.get_running_loop().create_task(
+                    client.connection.close(CLOSE_AUTH_FAILED, "the token has expired; authenticate again"))
+            return
         before = client.closing
         client.push(text)
         if client.closing and not before:

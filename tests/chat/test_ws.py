@@ -162,6 +162,28 @@ def test_authentication_failures(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_a_connection_whose_token_expires_hears_nothing_more(tmp_path: Path) -> None:
+    async def scenario(server: ChatNetworkServer) -> None:
+        async with ChatClient.connect(server.ws_url, await server.issue_token("alice", "phone")) as alice:
+            bob = await raw(server, await server.issue_token("bob", "laptop", ttl_s=0.5))
+            await alice.send("bob", "before")
+            assert (await next_of(bob, "message"))["message"]["content"] == "before"
+            await asyncio.sleep(0.6)  # bob's token expires while the connection stays open
+            await alice.send("bob", "after")
+            frames = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    frames.append(json.loads(await asyncio.wait_for(bob.recv(), 5)))
+            assert "after" not in [f.get("message", {}).get("content") for f in frames]
+            assert bob.close_code == 4001
+            assert server.stats.expired_closed == 1
+            # the message is stored: bob's device gets it when it authenticates again and syncs
+            # ("before" too: the bare socket never acknowledged it, so it comes again)
+            async with ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as again:
+                assert [(await again.receive(timeout=5)).content for _ in range(2)] == ["before", "after"]
+    run(tmp_path, scenario)
+
+
 def test_refused_frames_change_nothing_and_the_connection_carries_on(tmp_path: Path) -> None:
     async def scenario(server: ChatNetworkServer) -> None:
         async with ChatClient.connect(server.ws_url, await server.issue_token("bob", "laptop")) as bob:
