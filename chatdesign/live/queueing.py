@@ -192,8 +192,12 @@ class ProgressionHistogram:
         edge = np.ceil(points).astype(np.int64)  # a ramp counts from the first edge at or above
         keep = edge < self.bins
         edge, points, weight = edge[keep], points[keep], weight[keep]
-        self.slope += np.bincount(edge, weights=weight, minlength=self.bins)
-        self.offset -= np.bincount(edge, weights=weight * points, minlength=self.bins)
+        if not len(edge):
+            return
+        slope = np.bincount(edge, weights=weight)  # up to the highest edge used, not every bin
+        self.slope[: len(slope)] += slope
+        self.offset[: len(slope)] -= np.bincount(edge, weights=weight * points,
+                                                 minlength=len(slope))
 
     def counts(self) -> np.ndarray:
         """The histogram as whole requests (int64), summing to the values added."""

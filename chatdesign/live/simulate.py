@@ -254,10 +254,12 @@ class _Segment:
 
     def __init__(self, scenario: LiveScenario, paths: PathTimes, arrivals: SegmentArrivals,
                  tally: Tally, player_edge_v: np.ndarray, capacity: np.ndarray | None,
-                 buffers: tuple[np.ndarray, np.ndarray], count_peak: bool = True) -> None:
+                 buffers: tuple[np.ndarray, np.ndarray], count_peak: bool = True,
+                 sort_blocks: bool = False) -> None:
         pops = scenario.pops
         self.publish_s = arrivals.publish_s
         self.count_peak = count_peak  # False: the queue counts it from each PoP's sorted times
+        self.sort_blocks = sort_blocks  # each block's times sorted in place, once admitted
         own_counts = arrivals.pop_counts
         arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
@@ -279,9 +281,11 @@ class _Segment:
         over_counts = own_counts - kept_counts
         kept_arrive = np.concatenate(kept_parts, out=buffers[1][: int(kept_counts.sum())])
         spill = scenario.overflow == "spill" and pops > 1
-        span = [(float(over.min()), float(over.max())) if len(over) else (0.0, 0.0)
-                for over in over_parts]  # earliest and latest, reused when counted again
-        for over, bounds in zip(over_parts, span, strict=True):
+        # every arrival is within the herd after publication plus a player->edge delay (a
+        # margin for rounding): bounds for counting per second, instead of a pass for each
+        bounds = (self.publish_s + float(paths.player_edge_s.min()),
+                  self.publish_s + scenario.herd_span_s + float(paths.player_edge_s.max()) + 1e-9)
+        for over in over_parts:
             tally.add_seconds("spilled" if spill else "refused", over, bounds=bounds)
         if not spill:
             tally.pop["refused"] += over_counts
@@ -301,10 +305,19 @@ class _Segment:
             if room[target] <= 0:  # no room left: all refused, counted at the neighbour
                 for q in sources:
                     tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]),
-                                      bounds=span[q])
+                                      bounds=bounds)
                     tally.pop["refused"][q] += len(over_parts[q])
                 continue
-            times = [over_parts[q] + paths.neighbour_s[q] for q in sources]
+            # only a source's earliest `room` can get in: split them off first, in place (the
+            # partial sort keeps each source's order, so shifting after it changes nothing)
+            times = []
+            for q in sources:
+                head, tail = _split_earliest(over_parts[q], int(room[target]))
+                if len(tail):
+                    tally.add_seconds("refused", tail, shift_s=float(paths.neighbour_s[q]),
+                                      bounds=bounds)
+                    tally.pop["refused"][q] += len(tail)
+                times.append(head + paths.neighbour_s[q])
             admitted, cutoff = _admitted_per_block(times, int(room[target]))
             for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
                 if count == 0:  # no room left: all refused
@@ -339,7 +352,8 @@ class _Segment:
                     block_pop.append(p)
                     block_counts.append(len(values))
                     block_base.append(float(paths.spill_rtt_s[q]))
-            self._set(np.concatenate(parts), kept_counts + spill_counts,
+            self._set(np.concatenate(parts, out=buffers[0][: int((kept_counts + spill_counts).sum())]),
+                      kept_counts + spill_counts,
                       np.array(block_pop, dtype=np.int64), np.array(block_counts, dtype=np.int64),
                       np.array(block_base))
         tally.add_segment_load(own_counts, self.counts)
@@ -348,6 +362,11 @@ class _Segment:
     def _set(self, arrive_s: np.ndarray, counts: np.ndarray, block_pop: np.ndarray,
              block_counts: np.ndarray, block_base: np.ndarray) -> None:
         self.arrive_s, self.counts = arrive_s, counts
+        if self.sort_blocks:
+            block_ends = np.cumsum(block_counts).tolist()
+            for begin, end in zip([0, *block_ends[:-1]], block_ends, strict=True):
+                if end - begin > 1:
+                    arrive_s[begin:end].sort()
         self.ends = np.cumsum(counts)
         self.starts = _group_starts(counts)
         self.block_counts, self.block_base = block_counts, block_base
@@ -444,6 +463,20 @@ def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.nda
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.searchsorted(key, ready_sorted) + (place - run_start)
     return position
+
+
+@dataclass(frozen=True, eq=False)
+class _Misses:
+    """One segment's uncoalesced edge misses, grouped by PoP (in PoP order) and by arrival
+    within a PoP: when each arrived (s), when its own fetch answered it (``ready_s``), its
+    no-wait latency, block and the layer that answered it."""
+
+    arrive_s: np.ndarray
+    ready_s: np.ndarray
+    pop: np.ndarray
+    base_s: np.ndarray
+    block: np.ndarray
+    layer: np.ndarray
 
 
 class _Queue:
@@ -617,6 +650,185 @@ class _Queue:
         lows.append(low[keep])
         counts.append(count[keep])
         steps.append(np.broadcast_to(step, low.shape)[keep])
+
+    def _bin_of(self, times_s: np.ndarray, publish_s: float, reuse: bool = False,
+                truncate: bool = True) -> np.ndarray:
+        """The queue bin of each time (its index from publication; the 10 ms peak bin is it
+        ``// fine``), by the same operations as :meth:`serve_binned` so that equal times share
+        a bin; with ``truncate=False`` the scaled times before truncation (a time is in bin
+        ``k`` or below iff its scaled time is below ``k + 1``). ``reuse``: into the queue's own
+        buffers (valid until the next call)."""
+        n = len(times_s)
+        if not reuse:
+            since, bins = np.empty(n), np.empty(n, dtype=np.intp)
+        else:
+            if len(self._since) < n:  # reused buffers: no fresh pages per segment
+                self._since, self._bins = np.empty(n), np.empty(n, dtype=np.intp)
+            since, bins = self._since[:n], self._bins[:n]
+        np.subtract(times_s, publish_s, out=since)
+        since *= PEAK_BINS_PER_S  # as Tally.add_peak_10ms; then x 2**k, exact
+        since *= self.fine
+        if not truncate:
+            return since
+        np.copyto(bins, since, casting="unsafe")  # truncates
+        return bins
+
+    def serve_binned_uncoalesced(self, seg: _Segment, tally: Tally, misses: _Misses,
+                                 first_missed: np.ndarray, paths: PathTimes,
+                                 publish_s: float) -> None:
+        """:meth:`serve` without coalescing, binned (:mod:`chatdesign.live.queueing`), for a
+        segment whose blocks are sorted (``sort_blocks``).
+
+        Every ready time is rounded up to the end of its bin and each bin is one batch of the
+        fluid queue, as with coalescing; a hit is ready on arrival, a miss at its own answer.
+        The misses of a block are its earliest requests (a request that arrives after the
+        segment landed hits, and so does every later one), the rest its hits, sorted. The
+        queue order inside a bin is exact: a miss goes after the hits of its ready bin that
+        arrived before its answer (a binary search in the sorted hits) and among the bin's
+        misses by answer time, so every latency is within ``(-b, b + s)`` of the exact queue's.
+        A miss's latency is computed one by one from its own arrival; the hits of a bin, between
+        the misses, are runs of evenly spaced latencies from the bin's end
+        (:class:`ProgressionHistogram`). A PoP's first request is exact when it hit (a push had
+        landed; nothing is ready before it). Requests per bin (and the busiest 10 ms) are
+        counted by binary search over each block's scaled, sorted times.
+        """
+        pops, blocks = len(seg.counts), len(seg.block_counts)
+        fine = self.fine
+        ready_bin = self._bin_of(misses.ready_s, publish_s)
+        block_end = seg.block_ends
+        block_start = block_end - seg.block_counts
+        filled = np.flatnonzero(seg.block_counts)
+        last_bin = self._bin_of(seg.arrive_s[block_end[filled] - 1], publish_s)
+        width = max(int(last_bin.max()) + 1 if len(last_bin) else 1,
+                    int(ready_bin.max()) + 1 if len(ready_bin) else 1)
+        width = -(-width // fine) * fine  # whole 10 ms bins, the same for every PoP
+        # requests and hits per (block, bin): the misses are each block's first requests
+        block_misses = np.bincount(misses.block, minlength=blocks)
+        edges = np.arange(1, width + 1)
+        arrived_below = np.zeros((blocks, width), dtype=np.int64)  # in this bin or before
+        for b in filled.tolist():
+            scaled = self._bin_of(seg.arrive_s[block_start[b]:block_end[b]], publish_s,
+                                  reuse=True, truncate=False)
+            arrived_below[b] = np.searchsorted(scaled, edges)
+        hits_below = np.maximum(arrived_below - block_misses[:, None], 0)
+        arrived = np.diff(arrived_below, axis=1, prepend=0)
+        hits = np.diff(hits_below, axis=1, prepend=0)
+        if seg.simple:
+            arrived_pop, hits_pop = arrived, hits
+        else:
+            arrived_pop = np.add.reduceat(arrived, seg.own_block, axis=0)
+            hits_pop = np.add.reduceat(hits, seg.own_block, axis=0)
+        peak = tally.pop["peak_served_per_10ms"]
+        np.maximum(peak, arrived_pop.reshape(pops, -1, fine).sum(axis=2).max(axis=1), out=peak)
+        ready_cell = misses.pop * width + ready_bin
+        ready_count = np.bincount(ready_cell, minlength=pops * width).reshape(pops, width)
+        queued = hits_pop + ready_count
+        # the fluid queue of every PoP at once (fluid_bin_starts, row by row)
+        bin_end = publish_s + (np.arange(width) + 1.0) * self.bin_s
+        step = self.step_s[:, None]
+        queued_before = np.cumsum(queued, axis=1) - queued
+        used = queued > 0
+        begins = np.where(used, bin_end - step * queued_before, -np.inf)
+        np.maximum.accumulate(begins, axis=1, out=begins)
+        begins += step * queued_before
+        wait0 = np.where(used, begins - bin_end, 0.0)
+        served = np.flatnonzero(seg.counts)
+        tally.queue_wait_sum_s[served] += ((queued * wait0).sum(axis=1) + (
+            self.step_s * (queued * (queued - 1)).sum(axis=1) / 2))[served]
+        longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
+        tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
+                                                    longest[served])
+        # the misses in queue order: by PoP, then ready time (ties: arrival order); the hits
+        # of its ready bin that arrived before its answer go first
+        hits_flat = hits_pop.ravel()
+        hits_before_cell = np.cumsum(hits_flat) - hits_flat
+        miss_bounds = np.searchsorted(misses.pop, np.arange(pops + 1))
+        order = np.empty(len(misses.pop), dtype=np.int64)
+        hits_before = np.empty(len(misses.pop), dtype=np.int64)  # all of the PoP's, then less
+        for p in np.flatnonzero(np.diff(miss_bounds)).tolist():
+            mine = slice(int(miss_bounds[p]), int(miss_bounds[p + 1]))
+            local = np.argsort(misses.ready_s[mine], kind="stable")
+            order[mine] = local + mine.start
+            ready_here = misses.ready_s[mine][local]
+            own = int(seg.own_block[p])
+            count = np.zeros(len(local), dtype=np.int64)
+            for b in range(own, own + int(seg.blocks_of_pop[p])):
+                count += np.searchsorted(
+                    seg.arrive_s[block_start[b] + block_misses[b]:block_end[b]], ready_here)
+            hits_before[mine] = count
+        cell = ready_cell[order]
+        hits_before -= hits_before_cell[cell] - (hits_before_cell[cell // width * width])
+        place = np.arange(len(order))
+        new_cell = np.ones(len(order), dtype=bool)
+        new_cell[1:] = cell[1:] != cell[:-1]
+        rank = hits_before + (place - np.maximum.accumulate(np.where(new_cell, place, 0)))
+        miss_pop = misses.pop[order]
+        start = begins.ravel()[cell] + rank * self.step_s[miss_pop]
+        latency = misses.base_s[order] + ((start + self.service_s[miss_pop])
+                                          - misses.arrive_s[order])
+        layer = misses.layer[order]
+        for answered_by in (ORIGIN_CACHE, ORIGIN_SERVER):
+            tally.add_latencies(answered_by, latency[layer == answered_by])
+        # each PoP's first request: the first miss listed, or a hit served at once
+        first_pop = seg.first_pop
+        by_arrival = np.empty(len(order))
+        by_arrival[order] = latency
+        first_arrive = seg.first_arrival[first_pop]
+        first_missed_here = first_missed[first_pop]
+        first_latency = (by_arrival[np.minimum(miss_bounds[first_pop], len(order) - 1)]
+                         if len(order) else np.zeros(len(first_pop)))
+        if not first_missed_here.all():  # some PoP's first request hit (a push had landed)
+            hit_first = ~first_missed_here
+            first_latency[hit_first] = (seg.first_base(paths)[hit_first] + (
+                (first_arrive[hit_first] + self.service_s[first_pop[hit_first]])
+                - first_arrive[hit_first]))
+        tally.first_latency_sum_s += float(first_latency.sum())
+        tally.first_requests += len(first_pop)
+        # the hits: runs in (PoP, bin, block) order, broken where a miss goes in between
+        if seg.simple:
+            cells = hits.ravel()
+            group_cell = np.arange(len(cells))
+            block_pop = np.arange(pops)
+        else:
+            block_pop = np.repeat(np.arange(pops), seg.blocks_of_pop)
+            within = np.arange(blocks) - seg.own_block[block_pop]
+            key = ((block_pop[:, None] * width + np.arange(width)) * int(seg.blocks_of_pop.max())
+                   + within[:, None])
+            group_cell = np.argsort(key.ravel())  # (block, bin) cells in queue order
+            cells = hits.ravel()[group_cell]
+        group_end = np.cumsum(cells)
+        total = int(group_end[-1]) if len(group_end) else 0
+        if not total:
+            return
+        inserted = hits_before_cell[cell] + hits_before  # goes before that hit, nondecreasing
+        first_at = np.ones(len(inserted), dtype=bool)
+        first_at[1:] = inserted[1:] != inserted[:-1]
+        at = np.flatnonzero(first_at)
+        inserted_at = inserted[at]  # each place misses go in once, with how many go in there
+        inserted_count = np.diff(np.append(at, len(inserted)))[inserted_at < total]
+        groups = np.flatnonzero(cells)
+        breaks = np.concatenate((group_end[groups] - cells[groups], inserted_at[inserted_at < total]))
+        merge = np.argsort(breaks, kind="stable")  # two sorted runs; groups first on ties
+        run_start = breaks[merge]
+        run_length = np.diff(np.append(run_start, total))
+        is_miss = merge >= len(groups)
+        misses_up_to = np.zeros(len(merge), dtype=np.int64)
+        misses_up_to[is_miss] = inserted_count[merge[is_miss] - len(groups)]
+        np.cumsum(misses_up_to, out=misses_up_to)
+        group = group_cell[groups[np.cumsum(~is_miss) - 1]]  # a (block, bin) cell
+        keep = run_length > 0
+        run_block, run_bin = np.divmod(group[keep], width)
+        run_pop = block_pop[run_block]
+        run_cell = run_pop * width + run_bin
+        ready_flat = ready_count.ravel()
+        misses_before_cell = np.cumsum(ready_flat) - ready_flat
+        run_rank = ((run_start[keep] - hits_before_cell[run_cell])
+                    + (misses_up_to[keep] - misses_before_cell[run_cell]))
+        run_step = self.step_s[run_pop]
+        low = seg.block_base[run_block] + (
+            ((begins.ravel()[run_cell] + run_rank * run_step) + self.service_s[run_pop])
+            - bin_end[run_bin])
+        self.histogram.add(low, run_length[keep].astype(float), run_step)
 
     def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
               special_ready: np.ndarray | None, special_layer: np.ndarray,
@@ -812,15 +1024,26 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     pop_parts: list[np.ndarray] = []
     index_parts: list[np.ndarray] = []
     base_parts: list[np.ndarray] = []
+    block_parts: list[np.ndarray] = []
     own_misses = np.zeros(scenario.pops, dtype=np.int64)
+    binned = queue is not None and queue.bin_s > 0
     for p in seg.nonempty:
         part = seg.part(p)
         arrive = seg.arrive_s[part]
         # a PoP serving only its own viewers needs the candidates' times, not who they are
-        by_value = queue is None and seg.blocks_of_pop[p] == 1
+        by_value = (queue is None or binned) and seg.blocks_of_pop[p] == 1
         if by_value:
-            cand_arrive = np.sort(arrive[arrive <= bound[p]])
+            cand_arrive = (arrive[: int(np.searchsorted(arrive, bound[p], side="right"))]
+                           if seg.sort_blocks else np.sort(arrive[arrive <= bound[p]]))
             local = np.empty(0, dtype=np.int64)
+        elif seg.sort_blocks:  # sorted blocks: each one's candidates are a prefix
+            own, blocks = int(seg.own_block[p]), int(seg.blocks_of_pop[p])
+            ends = np.cumsum(seg.block_counts[own:own + blocks]).tolist()
+            local = np.concatenate([
+                begin + np.arange(int(np.searchsorted(arrive[begin:end], bound[p], side="right")))
+                for begin, end in zip([0, *ends[:-1]], ends, strict=True)])
+            local = local[np.argsort(arrive[local], kind="stable")]
+            cand_arrive = arrive[local]
         else:
             local = np.flatnonzero(arrive <= bound[p])
             local = local[np.argsort(arrive[local], kind="stable")]
@@ -842,10 +1065,12 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
             if by_value:
                 own_misses[p] = misses
                 base_parts.append(np.full(misses, paths.player_edge_rtt_s[p]))
+                block_parts.append(np.full(misses, seg.own_block[p]))
             else:
                 index = part.start + local[is_miss]
                 index_parts.append(index)
                 base_parts.append(seg.base(paths, index))
+                block_parts.append(np.searchsorted(seg.block_ends, index, side="right"))
     def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
@@ -857,9 +1082,15 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     tally.add_seconds("origin_cache_requests", miss_upstream)
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
     tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
+    miss_layer = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
+    if queue is not None and binned:
+        queue.serve_binned_uncoalesced(
+            seg, tally, _Misses(miss_arrive, miss_answer, miss_pop, joined(base_parts, float),
+                                joined(block_parts, np.int64), miss_layer),
+            missed, paths, seg.publish_s)
+        return landed
     if queue is not None:
-        queue.serve(seg, tally, None, miss_index, miss_answer,
-                    np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE))
+        queue.serve(seg, tally, None, miss_index, miss_answer, miss_layer)
         return landed
     miss_latency = joined(base_parts, float) + (miss_answer - miss_arrive)
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
@@ -882,21 +1113,22 @@ def run_vectorised(scenario: LiveScenario, progress: ProgressCallback | None = N
     capacity = scenario.pop_capacity_per_segment(delays)
     tally = Tally(scenario, delays)
     queue = (_Queue(delays.servers, delays.service_s(scenario.segment_bytes),
-                    scenario.queue_bin_s if scenario.coalescing else 0.0)
-             if scenario.queueing else None)
+                    scenario.queue_bin_s) if scenario.queueing else None)
     horizon_s = scenario.herd_span_s
     previous_counts: np.ndarray | None = None
     cached_counts: np.ndarray | None = None
     player_edge_v = np.empty(0)
     resolve = _coalescing_segment if scenario.coalescing else _uncoalesced_segment
     buffers = (np.empty(scenario.viewers), np.empty(scenario.viewers))  # reused every segment
-    for arrivals in segment_arrivals(scenario, delays):
+    for arrivals in segment_arrivals(scenario, delays, reuse_buffers=True):
         if cached_counts is None or not np.array_equal(cached_counts, arrivals.pop_counts):
             cached_counts = arrivals.pop_counts
             player_edge_v = np.repeat(paths.player_edge_s, cached_counts)
         _add_demand(tally, arrivals, horizon_s)
+        binned_uncoalesced = queue is not None and queue.bin_s > 0 and not scenario.coalescing
         seg = _Segment(scenario, paths, arrivals, tally, player_edge_v, capacity, buffers,
-                       count_peak=queue is None or not scenario.coalescing)
+                       count_peak=queue is None or (not scenario.coalescing and not queue.bin_s),
+                       sort_blocks=binned_uncoalesced)
         targets = push_targets(scenario, previous_counts)
         if scenario.push:
             origin_push = arrivals.publish_s + paths.origin_server_s

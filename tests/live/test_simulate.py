@@ -194,12 +194,16 @@ def assert_within_the_bound(exact: LiveResult, binned: LiveResult, bin_s: float)
     assert binned.counters() == exact.counters()
     waits = ["mean_queue_wait_ms", "max_queue_wait_ms"]
     assert binned.pop_load.drop(columns=waits).equals(exact.pop_load.drop(columns=waits))
-    assert binned.first_request_latency_ms == pytest.approx(exact.first_request_latency_ms,
-                                                            rel=1e-12, nan_ok=True)
     scenario = binned.scenario
     delays = path_delays(build_topology(scenario.pops, origin_caches=scenario.origin_caches,
                                         seed=scenario.seed, zipf_exponent=scenario.zipf_exponent))
     service = delays.service_s(scenario.segment_bytes)
+    if scenario.coalescing:  # each PoP's first request is served first, exactly
+        assert binned.first_request_latency_ms == pytest.approx(exact.first_request_latency_ms,
+                                                                rel=1e-12, nan_ok=True)
+    else:  # a first request that missed queues among the others: within the bound
+        gap_ms = binned.first_request_latency_ms - exact.first_request_latency_ms
+        assert -1000 * bin_s - 1e-9 < gap_ms < 1000 * (bin_s + service.max()) + 1e-9, gap_ms
     bound_bins = math.ceil((bin_s + service.max()) * BINS_PER_S) + 1
     moved = 0
 
