@@ -36,10 +36,12 @@ within ``(-b, b + s)`` of the exact queue's, and the histogram, which spreads ea
 spaced latencies over 0.1 ms bins (:class:`ProgressionHistogram`), adds at most one step
 ``s / c`` and one histogram bin: sorted, the reported latencies are each within
 ``b + s + 0.1 ms`` of the exact ones (``tests/live/test_simulate.py`` checks the bound on random
-scenarios). Each PoP's first request is served first and computed exactly. ``queue_bin_s=0``
-keeps the exact queue, which the SimPy oracle checks; without coalescing the queue is always
-exact (an uncoalesced miss is ready at its own answer, among other requests' arrivals, and
-placing it in the queue order needs those arrivals sorted).
+scenarios). With coalescing each PoP's first request is served first and computed exactly.
+Without coalescing a miss is ready at its own answer, among the arrivals of hits in the same bin;
+the live model keeps the order inside each bin exact (a miss goes after exactly the hits of its
+bin that arrived before its answer), so the same bound holds; a hit's latency is taken from the
+end of its arrival bin, a miss's from its own arrival. ``queue_bin_s=0`` keeps the exact queue,
+which the SimPy oracle checks.
 
 Taught in ``notebooks/08_edge_cache.ipynb``.
 """
@@ -187,17 +189,22 @@ class ProgressionHistogram:
         low = low_s * self.per_s
         rate = 1.0 / (step_s * self.per_s)  # values per histogram bin
         high = low + count / rate
-        points = np.concatenate((low, high))
-        weight = np.concatenate((rate, -rate))
-        edge = np.ceil(points).astype(np.int64)  # a ramp counts from the first edge at or above
-        keep = edge < self.bins
-        edge, points, weight = edge[keep], points[keep], weight[keep]
-        if not len(edge):
-            return
-        slope = np.bincount(edge, weights=weight)  # up to the highest edge used, not every bin
-        self.slope[: len(slope)] += slope
-        self.offset[: len(slope)] -= np.bincount(edge, weights=weight * points,
-                                                 minlength=len(slope))
+        # each ramp adds ``rate`` to the slope from the first edge at or above its start and
+        # takes it away from the first at or above its end; one that starts beyond the last
+        # edge is left to counts(), which puts what is missing in the last bin
+        for points, sign in ((low, 1.0), (high, -1.0)):
+            edge = np.ceil(points).astype(np.int64)
+            if len(edge) and int(edge.max()) >= self.bins:
+                keep = edge < self.bins
+                edge, points, weight = edge[keep], points[keep], rate[keep]
+            else:
+                weight = rate
+            if not len(edge):
+                continue
+            slope = np.bincount(edge, weights=weight)  # up to the highest edge used
+            self.slope[: len(slope)] += sign * slope
+            self.offset[: len(slope)] -= sign * np.bincount(edge, weights=weight * points,
+                                                            minlength=len(slope))
 
     def counts(self) -> np.ndarray:
         """The histogram as whole requests (int64), summing to the values added."""

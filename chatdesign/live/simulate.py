@@ -18,27 +18,35 @@ time, ``F``, when the segment lands there:
   arrived). The edge miss comes back at ``R = max(b, G) + edge→origin`` and ``F = min(push, R)``.
   Every request is answered at ``max(a, F)``: latency ``2 x player→edge + max(0, F - a)``.
 - no coalescing: a request is a miss iff it arrives before the earliest answer of the misses
-  before it (found with a per-PoP running minimum over the few candidates that arrive before
-  the first miss is answered); each miss waits for its own fetch.
+  before it, that is, before the segment lands at its edge (``landed``); each miss waits for its
+  own fetch. A miss's answer rises with its arrival within each of two kinds (sent before the
+  origin cache has the segment, one more trip to the origin server, or after), so ``landed`` is
+  the first request's answer or that of the earliest request of the second kind if it still
+  missed: a few reductions per PoP, no sort.
 
 With ``queueing=True`` each request then queues for one of its PoP's servers from the moment
 the edge can answer it (``a`` for a hit, ``F`` for a waiter, its own answer for an uncoalesced
 miss) and holds it for the segment's transfer time: a FIFO multi-server queue with a fixed
-service time (:mod:`chatdesign.live.queueing`). With coalescing it is by default *binned*
-(``queue_bin_s``, 0.625 ms): ready times rounded up to the end of their bin, each bin one batch
-of a fluid queue, counted per bin with no sort; each PoP's first request is exact, every other
-latency within ``(-b, b + s)`` of the exact queue's (``b`` the bin, ``s`` the service time; the
-module states and the tests check the bound). ``queue_bin_s=0`` (and every run without
-coalescing) is the exact queue, solved per PoP with running maxima over its sorted ready times
-(``np.sort``; the few requests whose ready time is not their arrival are placed by binary
-search), which the SimPy oracle checks. Peak load is also counted in 10 ms bins per PoP
-(``pop_load["peak_rps_10ms"]``) beside per-segment rates.
+service time (:mod:`chatdesign.live.queueing`). By default it is *binned* (``queue_bin_s``,
+0.625 ms): ready times rounded up to the end of their bin, each bin one batch of a fluid queue;
+every latency within ``(-b, b + s)`` of the exact queue's (``b`` the bin, ``s`` the service
+time; the module states and the tests check the bound). With coalescing the bins are counted
+with no sort and each PoP's first request is exact. Without coalescing a miss is ready at its
+own answer, in the middle of a bin where hits keep arriving: each PoP's admitted times are
+sorted once, the misses are each block's earliest, and a miss goes after exactly the hits of
+its ready bin that arrived before its answer (binary search), so the order inside every bin is
+the exact queue's. ``queue_bin_s=0`` is the exact queue, solved per PoP with running maxima over
+its sorted ready times (``np.sort``; the requests whose ready time is not their arrival are
+placed by binary search), which the SimPy oracle checks. Peak load is also counted in 10 ms bins
+per PoP (``pop_load["peak_rps_10ms"]``) beside per-segment rates.
 
 Where the time goes (``benchmarks/live_sim.py``): drawing the arrivals is about a third of the
 default path; the rest is a handful of passes over each segment's arrays (the 10 ms histogram,
 each PoP's earliest arrival, the waiters) and, with a capacity, one partial sort per full PoP.
-The binned queue adds one counting pass per request; the exact queue a full sort of each PoP's
-ready times per segment.
+The binned queue adds one counting pass per request with coalescing; without, a sort of each
+PoP's admitted times and a few passes per miss (about 47 k of the 375 k admitted requests per
+segment at a million viewers); the exact queue a full sort of each PoP's ready times and a few
+passes per request.
 
 Pushing (``push=True``) lands each segment at the origin caches ``origin→server`` after
 publication and at the targeted PoPs one ``edge→origin`` later. Targets are all PoPs, or with
@@ -259,7 +267,7 @@ class _Segment:
         pops = scenario.pops
         self.publish_s = arrivals.publish_s
         self.count_peak = count_peak  # False: the queue counts it from each PoP's sorted times
-        self.sort_blocks = sort_blocks  # each block's times sorted in place, once admitted
+        self.sort_blocks = sort_blocks  # each block's times sorted in place once admitted
         own_counts = arrivals.pop_counts
         arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
@@ -757,7 +765,8 @@ class _Queue:
                     seg.arrive_s[block_start[b] + block_misses[b]:block_end[b]], ready_here)
             hits_before[mine] = count
         cell = ready_cell[order]
-        hits_before -= hits_before_cell[cell] - (hits_before_cell[cell // width * width])
+        hits_row_before = (np.cumsum(hits_pop, axis=1) - hits_pop).ravel()  # in its PoP's row
+        hits_before -= hits_row_before[cell]
         place = np.arange(len(order))
         new_cell = np.ones(len(order), dtype=bool)
         new_cell[1:] = cell[1:] != cell[:-1]
@@ -1007,7 +1016,14 @@ def _coalescing_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes,
 def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes, tally: Tally,
                          edge_push_s: np.ndarray, origin_push_s: np.ndarray,
                          queue: _Queue | None) -> np.ndarray:
-    """Resolve one segment with plain caches: every request before the fill is its own miss."""
+    """Resolve one segment with plain caches: every request before the fill is its own miss.
+
+    A request misses iff it arrives before the segment lands at its edge (``landed``, the
+    earliest answer of a miss or the push). A miss's answer rises with its arrival within each of
+    two kinds: sent before the origin cache has the segment (one more trip to the origin server)
+    or after. So ``landed`` is the first request's answer, or the answer of the earliest request
+    of the second kind if that one still missed: found with a few reductions, no sort.
+    """
     missed, first_upstream, _, _, ready = _first_misses(seg, paths, edge_push_s, origin_push_s)
 
     def answered_at(pops: np.ndarray, upstream: np.ndarray) -> np.ndarray:
@@ -1017,9 +1033,22 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
         answer_at_edge: np.ndarray = answer + paths.edge_origin_s[pops]
         return answer_at_edge
 
-    first_answer = answered_at(np.arange(scenario.pops), first_upstream)
-    bound = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
-    landed = edge_push_s.copy()
+    every_pop = np.arange(scenario.pops)
+    first_answer = answered_at(every_pop, first_upstream)
+    landed = np.where(missed, np.minimum(edge_push_s, first_answer), edge_push_s)
+    ready_at_pop = ready[paths.origin_of_pop]
+    for p in np.flatnonzero(missed & (first_upstream < ready_at_pop)).tolist():
+        # the first request went on to the origin server; a later one that finds the segment at
+        # the origin cache is answered sooner, and if it still missed, it lands the segment
+        arrive = seg.arrive_s[seg.part(p)]
+        if seg.sort_blocks and seg.blocks_of_pop[p] == 1:
+            arrive = arrive[: int(np.searchsorted(arrive, landed[p]))]
+        later = arrive[((arrive + paths.edge_origin_s[p]) >= ready_at_pop[p])
+                       & (arrive < landed[p])]
+        if len(later):
+            earliest = later.min(keepdims=True)
+            landed[p] = min(float(landed[p]), float(answered_at(
+                np.array([p]), earliest + paths.edge_origin_s[p])[0]))
     arrive_parts: list[np.ndarray] = []
     pop_parts: list[np.ndarray] = []
     index_parts: list[np.ndarray] = []
@@ -1028,54 +1057,33 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
     own_misses = np.zeros(scenario.pops, dtype=np.int64)
     binned = queue is not None and queue.bin_s > 0
     for p in seg.nonempty:
+        if not missed[p]:
+            continue
         part = seg.part(p)
         arrive = seg.arrive_s[part]
-        # a PoP serving only its own viewers needs the candidates' times, not who they are
-        by_value = (queue is None or binned) and seg.blocks_of_pop[p] == 1
-        if by_value:
-            cand_arrive = (arrive[: int(np.searchsorted(arrive, bound[p], side="right"))]
-                           if seg.sort_blocks else np.sort(arrive[arrive <= bound[p]]))
-            local = np.empty(0, dtype=np.int64)
-        elif seg.sort_blocks:  # sorted blocks: each one's candidates are a prefix
-            own, blocks = int(seg.own_block[p]), int(seg.blocks_of_pop[p])
-            ends = np.cumsum(seg.block_counts[own:own + blocks]).tolist()
-            local = np.concatenate([
-                begin + np.arange(int(np.searchsorted(arrive[begin:end], bound[p], side="right")))
-                for begin, end in zip([0, *ends[:-1]], ends, strict=True)])
-            local = local[np.argsort(arrive[local], kind="stable")]
-            cand_arrive = arrive[local]
+        if (queue is None or binned) and seg.blocks_of_pop[p] == 1:  # its times, not who
+            miss_arrive = (arrive[: int(np.searchsorted(arrive, landed[p]))] if seg.sort_blocks
+                           else arrive[arrive < landed[p]])
+            own_misses[p] = len(miss_arrive)
+            base_parts.append(np.full(len(miss_arrive), paths.player_edge_rtt_s[p]))
+            block_parts.append(np.full(len(miss_arrive), seg.own_block[p]))
         else:
-            local = np.flatnonzero(arrive <= bound[p])
-            local = local[np.argsort(arrive[local], kind="stable")]
-            cand_arrive = arrive[local]
-        if not len(cand_arrive):
-            continue
-        cand_answer = answered_at(np.full(len(cand_arrive), p),
-                                  cand_arrive + paths.edge_origin_s[p])
-        earliest_before = np.empty(len(cand_arrive))
-        earliest_before[0] = edge_push_s[p]
-        np.minimum(edge_push_s[p], np.minimum.accumulate(cand_answer[:-1]),
-                   out=earliest_before[1:])
-        is_miss = cand_arrive < earliest_before
-        misses = int(np.count_nonzero(is_miss))
-        if misses:
-            landed[p] = min(edge_push_s[p], float(cand_answer[is_miss].min()))
-            arrive_parts.append(cand_arrive[is_miss])
-            pop_parts.append(np.full(misses, p))
-            if by_value:
-                own_misses[p] = misses
-                base_parts.append(np.full(misses, paths.player_edge_rtt_s[p]))
-                block_parts.append(np.full(misses, seg.own_block[p]))
-            else:
-                index = part.start + local[is_miss]
-                index_parts.append(index)
-                base_parts.append(seg.base(paths, index))
-                block_parts.append(np.searchsorted(seg.block_ends, index, side="right"))
+            index = part.start + np.flatnonzero(arrive < landed[p])
+            miss_arrive = seg.arrive_s[index]
+            if binned:
+                by_arrival = np.argsort(miss_arrive, kind="stable")
+                index, miss_arrive = index[by_arrival], miss_arrive[by_arrival]
+            index_parts.append(index)
+            base_parts.append(seg.base(paths, index))
+            block_parts.append(np.searchsorted(seg.block_ends, index, side="right"))
+        arrive_parts.append(miss_arrive)
+        pop_parts.append(np.full(len(miss_arrive), p))
+
     def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
     miss_arrive, miss_pop = joined(arrive_parts, float), joined(pop_parts, np.int64)
-    miss_index = joined(index_parts, np.int64)  # every miss when queueing
+    miss_index = joined(index_parts, np.int64)  # every miss when queueing exactly
     miss_upstream = miss_arrive + paths.edge_origin_s[miss_pop]
     miss_answer = answered_at(miss_pop, miss_upstream)
     to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
@@ -1194,8 +1202,8 @@ def simulate_live(
     PoP's servers serve every request in a FIFO D/c queue (:mod:`chatdesign.live.queueing`),
     adding queueing delay and transfer time to its latency; ``queue_bin_s`` (s, default
     0.625 ms; 0 or 10 ms over a power of two) rounds ready times up to bins and serves each bin
-    as a batch of a fluid queue (with coalescing; each latency within ``(-b, b + s)`` of the
-    exact queue's), 0 queues every request exactly (as the SimPy oracle does).
+    as a batch of a fluid queue (each latency within ``(-b, b + s)`` of the exact queue's), 0
+    queues every request exactly (as the SimPy oracle does).
     The herd (see :mod:`chatdesign.live.arrivals`): players' phases spread uniformly
     over ``herd_spread`` (calibrated, :data:`~chatdesign.live.arrivals.HERD_SPREAD`) of the
     playlist refresh interval ``playlist_refresh_s`` (default ``segment_s``), or over

@@ -19,6 +19,7 @@ from chatdesign.live import (
     path_delays,
     simulate_live,
 )
+from chatdesign.live.queueing import QUEUE_BIN_S
 from chatdesign.live.result import BINS_PER_S
 
 POPULAR = 1_100  # viewers of a mid-sized stream over the default 20 PoPs
@@ -184,6 +185,12 @@ BINNED_CASES: list[dict[str, object]] = [
      "push": True, "jitter_s": 0.1},
     {"viewers": 500, "duration_s": 5, "pops": 3, "seed": 4, "segment_s": 2.0,
      "herd_window_s": 0.5},  # a light load
+    # without coalescing: each miss is ready at its own answer, among the hits of that bin
+    {"viewers": 20_000, "duration_s": 4, "coalescing": False},
+    {"viewers": 3_000, "duration_s": 6, "pops": 8, "seed": 3, "bitrate_kbps": 8_000.0,
+     "pop_capacity_rps": 150.0, "coalescing": False},  # spilled-in blocks
+    {"viewers": 3_000, "duration_s": 6, "pops": 8, "seed": 3, "bitrate_kbps": 8_000.0,
+     "push": True, "jitter_s": 0.1, "coalescing": False},
 ]
 
 
@@ -251,6 +258,7 @@ def test_binned_queue_is_within_its_bound_of_the_exact_queue(kwargs: dict[str, o
     "bitrate_kbps": st.sampled_from([1_000.0, 8_000.0]),
     "seed": st.integers(0, 1_000),
     "clock_offset_s": st.sampled_from([0.0, 0.05]),
+    "coalescing": st.booleans(),
 }), st.sampled_from([0.01, 0.01 / 16, 0.01 / 1024]))
 def test_binned_queue_stays_within_its_bound_on_random_scenarios(kwargs: dict[str, object],
                                                                  bin_s: float) -> None:
@@ -259,13 +267,17 @@ def test_binned_queue_stays_within_its_bound_on_random_scenarios(kwargs: dict[st
     assert_within_the_bound(exact, binned, bin_s)
 
 
-def test_without_coalescing_the_queue_is_always_exact() -> None:
-    kwargs = {"viewers": 3_000, "duration_s": 4, "pops": 5, "seed": 1, "coalescing": False,
-              "queueing": True, "bitrate_kbps": 8_000.0}
+def test_without_coalescing_a_miss_queues_behind_the_hits_that_arrived_before_its_answer(
+) -> None:
+    """In a bin where misses become ready while hits keep arriving, putting the misses first
+    (or last) moves latencies by many service steps; the binned queue orders them exactly and
+    stays within its bound."""
+    kwargs = {"viewers": 20_000, "duration_s": 3, "coalescing": False, "queueing": True}
     exact = simulate_live(**kwargs, queue_bin_s=0.0)  # type: ignore[arg-type]
-    default = simulate_live(**kwargs)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(default.latency_histogram, exact.latency_histogram)
-    assert default.pop_load.equals(exact.pop_load)
+    binned = simulate_live(**kwargs)  # type: ignore[arg-type]
+    assert binned.scenario.queue_bin_s == QUEUE_BIN_S and binned.origin_cache_requests > 0
+    assert assert_within_the_bound(exact, binned, QUEUE_BIN_S) > 0
+    assert not np.array_equal(binned.latency_histogram, exact.latency_histogram)
 
 
 def test_a_queue_bin_that_does_not_divide_10_ms_by_a_power_of_two_is_refused() -> None:
