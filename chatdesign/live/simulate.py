@@ -269,32 +269,47 @@ class _Segment:
         self.count_peak = count_peak  # False: the queue counts it from each PoP's sorted times
         self.sort_blocks = sort_blocks  # each block's times sorted in place once admitted
         own_counts = arrivals.pop_counts
-        arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
         every_pop = np.arange(pops)
         if capacity is None or not (own_counts > capacity).any():
+            arrive = np.add(arrivals.send_s, player_edge_v, out=buffers[0][: len(player_edge_v)])
             self._set(arrive, own_counts, every_pop, own_counts,
                       paths.player_edge_rtt_s)
             tally.add_segment_load(own_counts, own_counts)
             self._add_peak(tally)
             return
+        # admission on the send times (a PoP adds one delay to all its own, which keeps their
+        # order), partially sorted in place; only the admitted get their arrival computed
         starts = _group_starts(own_counts)
-        kept_parts, over_parts = [], []
-        for p in range(pops):
-            part = arrive[int(starts[p]):int(starts[p] + own_counts[p])]
-            kept, over = (_split_earliest(part, int(capacity[p])) if own_counts[p] > capacity[p]
-                          else (part, part[:0]))
-            kept_parts.append(kept)
-            over_parts.append(over)
         kept_counts = np.minimum(own_counts, capacity)
         over_counts = own_counts - kept_counts
-        kept_arrive = np.concatenate(kept_parts, out=buffers[1][: int(kept_counts.sum())])
+        kept_arrive = buffers[1][: int(kept_counts.sum())]
+        kept_starts = _group_starts(kept_counts)
+        over_parts = []  # send times
+        for p in range(pops):
+            part = arrivals.send_s[int(starts[p]):int(starts[p] + own_counts[p])]
+            kept, over = (_split_earliest(part, int(capacity[p])) if own_counts[p] > capacity[p]
+                          else (part, part[:0]))
+            np.add(kept, paths.player_edge_s[p],
+                   out=kept_arrive[int(kept_starts[p]):int(kept_starts[p]) + len(kept)])
+            over_parts.append(over)
         spill = scenario.overflow == "spill" and pops > 1
-        # every arrival is within the herd after publication plus a player->edge delay (a
-        # margin for rounding): bounds for counting per second, instead of a pass for each
-        bounds = (self.publish_s + float(paths.player_edge_s.min()),
-                  self.publish_s + scenario.herd_span_s + float(paths.player_edge_s.max()) + 1e-9)
-        for over in over_parts:
-            tally.add_seconds("spilled" if spill else "refused", over, bounds=bounds)
+        # every send is within the herd after publication (a margin for rounding): bounds for
+        # counting arrivals per second, instead of a pass for each
+        send_bounds = (self.publish_s, self.publish_s + scenario.herd_span_s + 1e-9)
+
+        def count_at(column: str, send_s: np.ndarray, q: int, extra_s: float = 0.0) -> None:
+            """Count ``(send + player->edge of PoP q) + extra_s`` per second (arrivals at q or,
+            with ``extra_s``, at its neighbour); computed only if they may straddle a second."""
+            edge = float(paths.player_edge_s[q])
+            low, high = ((bound + edge) + extra_s for bound in send_bounds)
+            if np.floor(low) == np.floor(high):
+                tally.add_seconds(column, send_s, bounds=(low, high))
+            else:
+                values = send_s + edge
+                tally.add_seconds(column, values + extra_s if extra_s else values)
+
+        for q, over in enumerate(over_parts):
+            count_at("spilled" if spill else "refused", over, q)
         if not spill:
             tally.pop["refused"] += over_counts
             self._set(kept_arrive, kept_counts, every_pop, kept_counts,
@@ -312,8 +327,7 @@ class _Segment:
         for target, sources in sorted(by_target.items()):
             if room[target] <= 0:  # no room left: all refused, counted at the neighbour
                 for q in sources:
-                    tally.add_seconds("refused", over_parts[q], shift_s=float(paths.neighbour_s[q]),
-                                      bounds=bounds)
+                    count_at("refused", over_parts[q], q, float(paths.neighbour_s[q]))
                     tally.pop["refused"][q] += len(over_parts[q])
                 continue
             # only a source's earliest `room` can get in: split them off first, in place (the
@@ -322,10 +336,9 @@ class _Segment:
             for q in sources:
                 head, tail = _split_earliest(over_parts[q], int(room[target]))
                 if len(tail):
-                    tally.add_seconds("refused", tail, shift_s=float(paths.neighbour_s[q]),
-                                      bounds=bounds)
+                    count_at("refused", tail, q, float(paths.neighbour_s[q]))
                     tally.pop["refused"][q] += len(tail)
-                times.append(head + paths.neighbour_s[q])
+                times.append((head + paths.player_edge_s[q]) + paths.neighbour_s[q])
             admitted, cutoff = _admitted_per_block(times, int(room[target]))
             for q, values, count in zip(sources, times, admitted.tolist(), strict=True):
                 if count == 0:  # no room left: all refused
@@ -347,7 +360,6 @@ class _Segment:
             self._set(kept_arrive, kept_counts, every_pop, kept_counts,
                       paths.player_edge_rtt_s)
         else:
-            kept_starts = _group_starts(kept_counts)
             parts: list[np.ndarray] = []
             block_pop, block_counts, block_base = [], [], []
             for p in range(pops):
@@ -475,9 +487,9 @@ def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.nda
 
 @dataclass(frozen=True, eq=False)
 class _Misses:
-    """One segment's uncoalesced edge misses, grouped by PoP (in PoP order) and by arrival
-    within a PoP: when each arrived (s), when its own fetch answered it (``ready_s``), its
-    no-wait latency, block and the layer that answered it."""
+    """One segment's uncoalesced edge misses in queue order (by PoP, then answer time): when
+    each arrived (s), when its own fetch answered it (``ready_s``), its no-wait latency, block
+    and the layer that answered it."""
 
     arrive_s: np.ndarray
     ready_s: np.ndarray
@@ -682,8 +694,8 @@ class _Queue:
         return bins
 
     def serve_binned_uncoalesced(self, seg: _Segment, tally: Tally, misses: _Misses,
-                                 first_missed: np.ndarray, paths: PathTimes,
-                                 publish_s: float) -> None:
+                                 first_row: np.ndarray, first_missed: np.ndarray,
+                                 paths: PathTimes, publish_s: float) -> None:
         """:meth:`serve` without coalescing, binned (:mod:`chatdesign.live.queueing`), for a
         segment whose blocks are sorted (``sort_blocks``).
 
@@ -746,54 +758,47 @@ class _Queue:
         longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
         tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
                                                     longest[served])
-        # the misses in queue order: by PoP, then ready time (ties: arrival order); the hits
-        # of its ready bin that arrived before its answer go first
+        # the misses come in queue order; the hits that arrived before a miss's answer go
+        # before it: its place in its PoP's queue is that count plus the misses before it
         hits_flat = hits_pop.ravel()
         hits_before_cell = np.cumsum(hits_flat) - hits_flat
         miss_bounds = np.searchsorted(misses.pop, np.arange(pops + 1))
-        order = np.empty(len(misses.pop), dtype=np.int64)
-        hits_before = np.empty(len(misses.pop), dtype=np.int64)  # all of the PoP's, then less
+        hits_first = np.empty(len(misses.pop), dtype=np.int64)  # of all hits, in queue order
+        pop_hits = hits_before_cell[np.arange(pops) * width]  # hits of the PoPs before
+        place = np.empty(len(misses.pop), dtype=np.int64)  # in its PoP's queue
         for p in np.flatnonzero(np.diff(miss_bounds)).tolist():
             mine = slice(int(miss_bounds[p]), int(miss_bounds[p + 1]))
-            local = np.argsort(misses.ready_s[mine], kind="stable")
-            order[mine] = local + mine.start
-            ready_here = misses.ready_s[mine][local]
             own = int(seg.own_block[p])
-            count = np.zeros(len(local), dtype=np.int64)
-            for b in range(own, own + int(seg.blocks_of_pop[p])):
+            count = np.searchsorted(seg.arrive_s[block_start[own] + block_misses[own]:
+                                                 block_end[own]], misses.ready_s[mine])
+            for b in range(own + 1, own + int(seg.blocks_of_pop[p])):
                 count += np.searchsorted(
-                    seg.arrive_s[block_start[b] + block_misses[b]:block_end[b]], ready_here)
-            hits_before[mine] = count
-        cell = ready_cell[order]
-        hits_row_before = (np.cumsum(hits_pop, axis=1) - hits_pop).ravel()  # in its PoP's row
-        hits_before -= hits_row_before[cell]
-        place = np.arange(len(order))
-        new_cell = np.ones(len(order), dtype=bool)
-        new_cell[1:] = cell[1:] != cell[:-1]
-        rank = hits_before + (place - np.maximum.accumulate(np.where(new_cell, place, 0)))
-        miss_pop = misses.pop[order]
-        start = begins.ravel()[cell] + rank * self.step_s[miss_pop]
-        latency = misses.base_s[order] + ((start + self.service_s[miss_pop])
-                                          - misses.arrive_s[order])
-        layer = misses.layer[order]
-        for answered_by in (ORIGIN_CACHE, ORIGIN_SERVER):
-            tally.add_latencies(answered_by, latency[layer == answered_by])
-        # each PoP's first request: the first miss listed, or a hit served at once
+                    seg.arrive_s[block_start[b] + block_misses[b]:block_end[b]],
+                    misses.ready_s[mine])
+            hits_first[mine] = count + pop_hits[p]
+            place[mine] = count + np.arange(mine.stop - mine.start)
+        cell = ready_cell
+        rank = place - queued_before.ravel()[cell]  # in its bin
+        begins_flat = begins.ravel()
+        miss_service = self.service_s[misses.pop]
+        start = begins_flat[cell] + rank * self.step_s[misses.pop]
+        latency = misses.base_s + ((start + miss_service) - misses.arrive_s)
+        if len(latency):  # into the histogram's (layer, bin) cells, seen as one row
+            by_layer = np.bincount(latency_bins(latency) + misses.layer * MAX_LATENCY_BINS)
+            tally.histogram.reshape(-1)[: len(by_layer)] += by_layer
+        # each PoP's first request: its earliest miss, or a hit served at once
         first_pop = seg.first_pop
-        by_arrival = np.empty(len(order))
-        by_arrival[order] = latency
-        first_arrive = seg.first_arrival[first_pop]
         first_missed_here = first_missed[first_pop]
-        first_latency = (by_arrival[np.minimum(miss_bounds[first_pop], len(order) - 1)]
-                         if len(order) else np.zeros(len(first_pop)))
+        first_latency = np.empty(len(first_pop))
+        first_latency[first_missed_here] = latency[first_row[first_pop[first_missed_here]]]
         if not first_missed_here.all():  # some PoP's first request hit (a push had landed)
             hit_first = ~first_missed_here
+            first_arrive = seg.first_arrival[first_pop[hit_first]]
             first_latency[hit_first] = (seg.first_base(paths)[hit_first] + (
-                (first_arrive[hit_first] + self.service_s[first_pop[hit_first]])
-                - first_arrive[hit_first]))
+                (first_arrive + self.service_s[first_pop[hit_first]]) - first_arrive))
         tally.first_latency_sum_s += float(first_latency.sum())
         tally.first_requests += len(first_pop)
-        # the hits: runs in (PoP, bin, block) order, broken where a miss goes in between
+        # the hits: one run per (PoP, bin, block) over its places, less the misses in between
         if seg.simple:
             cells = hits.ravel()
             group_cell = np.arange(len(cells))
@@ -805,39 +810,34 @@ class _Queue:
                    + within[:, None])
             group_cell = np.argsort(key.ravel())  # (block, bin) cells in queue order
             cells = hits.ravel()[group_cell]
-        group_end = np.cumsum(cells)
-        total = int(group_end[-1]) if len(group_end) else 0
-        if not total:
-            return
-        inserted = hits_before_cell[cell] + hits_before  # goes before that hit, nondecreasing
-        first_at = np.ones(len(inserted), dtype=bool)
-        first_at[1:] = inserted[1:] != inserted[:-1]
-        at = np.flatnonzero(first_at)
-        inserted_at = inserted[at]  # each place misses go in once, with how many go in there
-        inserted_count = np.diff(np.append(at, len(inserted)))[inserted_at < total]
         groups = np.flatnonzero(cells)
-        breaks = np.concatenate((group_end[groups] - cells[groups], inserted_at[inserted_at < total]))
-        merge = np.argsort(breaks, kind="stable")  # two sorted runs; groups first on ties
-        run_start = breaks[merge]
-        run_length = np.diff(np.append(run_start, total))
-        is_miss = merge >= len(groups)
-        misses_up_to = np.zeros(len(merge), dtype=np.int64)
-        misses_up_to[is_miss] = inserted_count[merge[is_miss] - len(groups)]
-        np.cumsum(misses_up_to, out=misses_up_to)
-        group = group_cell[groups[np.cumsum(~is_miss) - 1]]  # a (block, bin) cell
-        keep = run_length > 0
-        run_block, run_bin = np.divmod(group[keep], width)
-        run_pop = block_pop[run_block]
-        run_cell = run_pop * width + run_bin
+        if not len(groups):
+            return
+        group_hits = cells[groups]
+        first_hit = np.cumsum(group_hits) - group_hits  # in all hits, in queue order
+        misses_before = np.searchsorted(hits_first, first_hit, side="right")
+        misses_within = np.searchsorted(hits_first, first_hit + (group_hits - 1),
+                                        side="right") - misses_before
+        group_block, group_bin = np.divmod(group_cell[groups], width)
+        group_pop = block_pop[group_block]
+        group_at = group_pop * width + group_bin
         ready_flat = ready_count.ravel()
-        misses_before_cell = np.cumsum(ready_flat) - ready_flat
-        run_rank = ((run_start[keep] - hits_before_cell[run_cell])
-                    + (misses_up_to[keep] - misses_before_cell[run_cell]))
-        run_step = self.step_s[run_pop]
-        low = seg.block_base[run_block] + (
-            ((begins.ravel()[run_cell] + run_rank * run_step) + self.service_s[run_pop])
-            - bin_end[run_bin])
-        self.histogram.add(low, run_length[keep].astype(float), run_step)
+        place0 = ((first_hit - hits_before_cell[group_at])
+                  + (misses_before - (np.cumsum(ready_flat) - ready_flat)[group_at]))
+        group_step = self.step_s[group_pop]
+        group_base = seg.block_base[group_block]
+        group_low = group_base + (((begins_flat[group_at] + place0 * group_step)
+                                   + self.service_s[group_pop]) - bin_end[group_bin])
+        # the places of the misses within a group's run, taken out again (a run of -1)
+        taken = np.repeat(np.arange(len(groups)), misses_within)
+        row = np.arange(len(taken)) + np.repeat(misses_before - (np.cumsum(misses_within)
+                                                                 - misses_within), misses_within)
+        taken_low = group_base[taken] + (((start[row] + miss_service[row]) + group_step[taken])
+                                         - bin_end[group_bin[taken]])
+        self.histogram.add(np.concatenate((group_low, taken_low)),
+                           np.concatenate(((group_hits + misses_within).astype(float),
+                                           np.full(len(taken), -1.0))),
+                           np.concatenate((group_step, group_step[taken])))
 
     def serve(self, seg: _Segment, tally: Tally, landed: np.ndarray | None, special: np.ndarray,
               special_ready: np.ndarray | None, special_layer: np.ndarray,
@@ -1050,12 +1050,12 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
             landed[p] = min(float(landed[p]), float(answered_at(
                 np.array([p]), earliest + paths.edge_origin_s[p])[0]))
     arrive_parts: list[np.ndarray] = []
-    pop_parts: list[np.ndarray] = []
     index_parts: list[np.ndarray] = []
-    base_parts: list[np.ndarray] = []
-    block_parts: list[np.ndarray] = []
+    listed: list[tuple[int, np.ndarray]] = []  # (first row, indices) of PoPs listed by index
+    miss_counts = np.zeros(scenario.pops, dtype=np.int64)
     own_misses = np.zeros(scenario.pops, dtype=np.int64)
     binned = queue is not None and queue.bin_s > 0
+    rows = 0
     for p in seg.nonempty:
         if not missed[p]:
             continue
@@ -1065,8 +1065,6 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
             miss_arrive = (arrive[: int(np.searchsorted(arrive, landed[p]))] if seg.sort_blocks
                            else arrive[arrive < landed[p]])
             own_misses[p] = len(miss_arrive)
-            base_parts.append(np.full(len(miss_arrive), paths.player_edge_rtt_s[p]))
-            block_parts.append(np.full(len(miss_arrive), seg.own_block[p]))
         else:
             index = part.start + np.flatnonzero(arrive < landed[p])
             miss_arrive = seg.arrive_s[index]
@@ -1074,33 +1072,50 @@ def _uncoalesced_segment(seg: _Segment, scenario: LiveScenario, paths: PathTimes
                 by_arrival = np.argsort(miss_arrive, kind="stable")
                 index, miss_arrive = index[by_arrival], miss_arrive[by_arrival]
             index_parts.append(index)
-            base_parts.append(seg.base(paths, index))
-            block_parts.append(np.searchsorted(seg.block_ends, index, side="right"))
+            listed.append((rows, index))
         arrive_parts.append(miss_arrive)
-        pop_parts.append(np.full(len(miss_arrive), p))
+        miss_counts[p] = len(miss_arrive)
+        rows += len(miss_arrive)
 
     def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
-    miss_arrive, miss_pop = joined(arrive_parts, float), joined(pop_parts, np.int64)
+    miss_arrive = joined(arrive_parts, float)
+    miss_pop = np.repeat(np.arange(scenario.pops), miss_counts)
+    miss_base = paths.player_edge_rtt_s[miss_pop]  # its own viewers', unless listed by index
+    for row, index in listed:
+        miss_base[row:row + len(index)] = seg.base(paths, index)
     miss_index = joined(index_parts, np.int64)  # every miss when queueing exactly
     miss_upstream = miss_arrive + paths.edge_origin_s[miss_pop]
     miss_answer = answered_at(miss_pop, miss_upstream)
     to_server = miss_upstream < ready[paths.origin_of_pop[miss_pop]]
     tally.add_seconds("origin_cache_requests", miss_upstream)
     tally.add_seconds("origin_server_requests", miss_upstream[to_server])
-    tally.pop["origin_cache_requests"] += np.bincount(miss_pop, minlength=scenario.pops)
+    tally.pop["origin_cache_requests"] += miss_counts
     miss_layer = np.where(to_server, ORIGIN_SERVER, ORIGIN_CACHE)
     if queue is not None and binned:
+        # the queue's order: by PoP, then answer (ties: arrival order); where each PoP's
+        # earliest miss goes in it
+        order = np.arange(len(miss_pop))
+        first_row = np.full(scenario.pops, -1, dtype=np.int64)
+        bounds = np.searchsorted(miss_pop, np.arange(scenario.pops + 1))
+        for p in np.flatnonzero(np.diff(bounds)).tolist():
+            begin, end = int(bounds[p]), int(bounds[p + 1])
+            local = np.argsort(miss_answer[begin:end], kind="stable")
+            order[begin:end] = local + begin
+            first_row[p] = begin + int(np.argmin(local))
+        miss_block = seg.own_block[miss_pop]
+        for row, index in listed:
+            miss_block[row:row + len(index)] = np.searchsorted(seg.block_ends, index, side="right")
         queue.serve_binned_uncoalesced(
-            seg, tally, _Misses(miss_arrive, miss_answer, miss_pop, joined(base_parts, float),
-                                joined(block_parts, np.int64), miss_layer),
-            missed, paths, seg.publish_s)
+            seg, tally, _Misses(miss_arrive[order], miss_answer[order], miss_pop,
+                                miss_base[order], miss_block[order], miss_layer[order]),
+            first_row, missed, paths, seg.publish_s)
         return landed
     if queue is not None:
         queue.serve(seg, tally, None, miss_index, miss_answer, miss_layer)
         return landed
-    miss_latency = joined(base_parts, float) + (miss_answer - miss_arrive)
+    miss_latency = miss_base + (miss_answer - miss_arrive)
     tally.add_latencies(ORIGIN_SERVER, miss_latency[to_server])
     tally.add_latencies(ORIGIN_CACHE, miss_latency[~to_server])
 
