@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     busiest = result.pop_load.sort_values("peak_served_per_segment", ascending=False).head(5)
     print(busiest[["requests", "served", "spilled_out", "spilled_in", "refused", "capacity_rps",
-                   "peak_rps", "peak_rps_10ms", "mean_queue_wait_ms"]].to_string())
+                   "peak_rps", "peak_rps_10ms", "burst_over_capacity",
+                   "mean_queue_wait_ms"]].to_string())
     print()
     if scenario.pop_capacity_rps is None:
         print("PoP capacity: no limit (--pop-capacity-rps none)")

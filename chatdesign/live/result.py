@@ -190,6 +190,12 @@ class Tally:
         pop_load["overloaded"] = (
             False if capacity is None else pop_load["peak_served_per_segment"] > capacity
         )
+        # admitted within a segment's capacity, but arriving faster than the servers send:
+        # these requests queue (with queueing=True, the waits below say for how long)
+        override = scenario.pop_capacity_rps
+        serving_rps = (pop_load["capacity_rps"] if override is None or override == "derived"
+                       else float(override))
+        pop_load["burst_over_capacity"] = pop_load["peak_rps_10ms"] > serving_rps
         served = np.maximum(pop_load["served"].to_numpy(), 1)
         pop_load["mean_queue_wait_ms"] = 1000 * self.queue_wait_sum_s / served
         pop_load["max_queue_wait_ms"] = 1000 * self.queue_wait_max_s
@@ -234,6 +240,13 @@ class LiveResult:
     each PoP. ``latency`` has per-layer percentiles (ms, 0.1 ms bins), ``pop_load`` one row per
     PoP, ``per_second`` the stream's per-second counts, ``pop_demand`` each PoP's requests per
     second, ``latency_histogram`` the raw 0.1 ms histograms (one row per layer).
+
+    In ``pop_load``, ``overloaded`` says a PoP's busiest segment brought more requests than its
+    capacity per segment (with a limit, the excess spilled or was refused);
+    ``burst_over_capacity`` says requests arrived, in its busiest 10 ms (``peak_rps_10ms``),
+    faster than it serves (the ``pop_capacity_rps`` override, else ``capacity_rps``, what its
+    servers and links send): admitted, they queue, which only ``queueing=True`` turns into
+    waiting time (``mean_queue_wait_ms``, ``max_queue_wait_ms``).
     """
 
     scenario: LiveScenario

@@ -162,6 +162,11 @@ def test_peak_load_at_10_ms_shows_what_per_second_rates_hide() -> None:
     assert (load["peak_rps"] <= 300).all()
     assert load.loc[0, "peak_rps_10ms"] > 10 * 300  # the admitted 300 arrive within the herd
     assert (load["peak_rps_10ms"] == 100 * load["peak_served_per_10ms"]).all()
+    # not overloaded per segment, yet a burst beyond what the servers send: it is flagged
+    assert not load.loc[0, "overloaded"] and load.loc[0, "burst_over_capacity"]
+    assert (load["burst_over_capacity"] == (load["peak_rps_10ms"] > 300)).all()
+    light = simulate_live(100, 10, pops=5, seed=1).pop_load
+    assert not light["burst_over_capacity"].any()
 
 
 def test_queueing_adds_waits_and_transfer_time_where_the_herd_exceeds_the_servers() -> None:
