@@ -501,7 +501,8 @@ class _Misses:
 
 class _Queue:
     """Each PoP's servers as a FIFO D/c queue (:mod:`chatdesign.live.queueing`): exact
-    (:meth:`serve`) or, with coalescing and ``bin_s`` > 0, binned (:meth:`serve_binned`)."""
+    (:meth:`serve`) or, with ``bin_s`` > 0, binned (:meth:`serve_binned` with coalescing,
+    :meth:`serve_binned_uncoalesced` without)."""
 
     def __init__(self, servers: np.ndarray, service_s: np.ndarray, bin_s: float = 0.0) -> None:
         self.servers = servers.tolist()
@@ -706,11 +707,12 @@ class _Queue:
         queue order inside a bin is exact: a miss goes after the hits of its ready bin that
         arrived before its answer (a binary search in the sorted hits) and among the bin's
         misses by answer time, so every latency is within ``(-b, b + s)`` of the exact queue's.
-        A miss's latency is computed one by one from its own arrival; the hits of a bin, between
-        the misses, are runs of evenly spaced latencies from the bin's end
-        (:class:`ProgressionHistogram`). A PoP's first request is exact when it hit (a push had
-        landed; nothing is ready before it). Requests per bin (and the busiest 10 ms) are
-        counted by binary search over each block's scaled, sorted times.
+        A miss's latency is computed one by one from its own arrival. The hits of one bin and
+        block are one run of evenly spaced latencies from the bin's end over the places from
+        their first to their last (:class:`ProgressionHistogram`), less a run of -1 at each
+        miss's place in between. A PoP's first request is exact when it hit (a push had landed;
+        nothing is ready before it). Requests per bin (and the busiest 10 ms) are counted by
+        binary search over each block's scaled, sorted times.
         """
         pops, blocks = len(seg.counts), len(seg.block_counts)
         fine = self.fine
