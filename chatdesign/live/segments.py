@@ -70,8 +70,10 @@ class RtmpChunking:
 
     @property
     def wait_ms(self) -> float:
-        """Longest a captured byte waits for its chunk to be sent: the shorter of a full chunk
-        and a frame."""
+        """Longest a captured byte waits for its chunk to be sent (ms): the shorter of a full
+        chunk (``chunk_ms``, the ceiling) and a frame interval (``frame_ms``, when a frame is
+        smaller than a chunk, the chunk leaves with its frame). :func:`latency_budget` charges
+        this."""
         return min(self.chunk_ms, self.frame_ms)
 
     @property
@@ -144,7 +146,9 @@ class LatencyBudget:
     """Glass-to-glass latency of segmented live video, one field per stage (seconds).
 
     ``capture_encode_s``: camera, encoder and its look-ahead. ``rtmp_ingest_s``: the upload's
-    one-way delay plus one RTMP chunk. ``segment_wait_s``: the first frame of a segment waits
+    one-way delay plus what a captured frame waits for its RTMP chunk to leave
+    (:attr:`RtmpChunking.wait_ms`: one frame interval when a frame fits in a chunk, at most one
+    full chunk). ``segment_wait_s``: the first frame of a segment waits
     for the segment to close (one segment). ``cdn_s``: origin → edge → player for a segment
     already cached at the edge. ``player_buffer_s``: the player starts ``buffer_segments``
     segments behind the newest.
@@ -196,19 +200,23 @@ def latency_budget(
     chunk_bytes: int = 4_000,
     bitrate_kbps: float = 500.0,
     cdn_s: float = 0.1,
+    frame_rate: float = 30.0,
 ) -> LatencyBudget:
     """The glass-to-glass latency budget for segments of ``segment_s`` seconds.
 
-    Defaults: 300 ms capture and encode, 50 ms one-way upload plus one full 4 KB RTMP chunk at
-    500 kbps (64 ms, a ceiling: a chunk also ends with its frame), 100 ms through the CDN on an
-    edge hit, and a player that starts three segments behind live (Apple's HLS guidance).
-    1 s segments give about 4.5 s, 3 s segments about 12.5 s, 6 s segments about 24.5 s.
-    Raises ``ValueError`` on a non-positive segment length or bit rate, a negative stage or a
-    negative buffer.
+    Defaults: 300 ms capture and encode; 50 ms one-way upload plus the wait for the RTMP chunk,
+    :attr:`RtmpChunking.wait_ms` of ``rtmp_chunking(chunk_bytes, bitrate_kbps,
+    frame_rate=frame_rate)``: a chunk leaves when it is full or when its frame ends, so a frame
+    waits the shorter of one full chunk (4 KB at 500 kbps: at most 64 ms, the ceiling) and one
+    frame interval (33 ms at 30 frames/s, what it waits when frames are smaller than a chunk,
+    as they are at these defaults); 100 ms through the CDN on an edge hit; and a player that
+    starts three segments behind live (Apple's HLS guidance). 1 s segments give about 4.5 s,
+    3 s segments about 12.5 s, 6 s segments about 24.5 s. Raises ``ValueError`` on a
+    non-positive segment length, bit rate or frame rate, a negative stage or a negative buffer.
     """
     segment = check_number(segment_s, "segment_s", positive=True)
-    chunk = rtmp_chunking(chunk_bytes, bitrate_kbps)
-    ingest = check_number(upload_one_way_s, "upload_one_way_s", minimum=0) + chunk.chunk_ms / 1000
+    chunk = rtmp_chunking(chunk_bytes, bitrate_kbps, frame_rate=frame_rate)
+    ingest = check_number(upload_one_way_s, "upload_one_way_s", minimum=0) + chunk.wait_ms / 1000
     check_whole(buffer_segments, "buffer_segments", minimum=0)
     return LatencyBudget(
         segment_s=segment,
@@ -278,7 +286,8 @@ def check_glass_to_glass(answer_s: float | None, segment_s: float,
     budget = latency_budget(segment_s, buffer_segments)
     return diagnose(
         "glass-to-glass latency", answer_s, budget.total_s, rel_tol=0.05,
-        hint="add every stage of the budget: capture and encode, the RTMP upload and one chunk, "
+        hint="add every stage of the budget: capture and encode, the RTMP upload and a frame's "
+             "wait for its chunk, "
              "the wait for the segment to close, the CDN, and the player's buffer of segments",
         slips={
             "the wait for the segment to close (one segment) was left out":

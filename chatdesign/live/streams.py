@@ -4,8 +4,10 @@ Theory of operation. A PoP serves ``viewers`` watching ``streams`` concurrent li
 audiences follow a Zipf law (stream ``k`` gets weight ``1 / k**zipf_exponent``; a seeded
 multinomial draw). Each stream publishes a segment every ``segment_s`` at its own offset, and
 each of its viewers asks for it after a fixed phase (the calibrated herd of
-:mod:`chatdesign.live.arrivals`: uniform over ``herd_spread x segment_s``). Every
-(stream, rendition, segment) is its own key of ``segment_s x bitrate / 8`` bytes. The requests,
+:mod:`chatdesign.live.arrivals`: uniform over ``herd_spread x segment_s``, without jitter).
+Every stream is watched at one bit rate, ``bitrate_kbps``, so every (stream, segment) is its
+own key of ``segment_s x bitrate_kbps x 1000 / 8`` bytes (renditions, one key per bit rate,
+are :func:`chatdesign.live.renditions.simulate_renditions`' subject). The requests,
 in time order, go through one :class:`~chatdesign.live.cache.LruByteCache` of ``cache_bytes``.
 The edge coalesces, so a herd costs one miss while its segment stays cached; a request for a
 segment the cache has already evicted is a miss again. A run of consecutive requests for one key

@@ -55,7 +55,8 @@ def test_bad_chunking_is_refused(args: tuple[float, ...], message: str) -> None:
 
 def test_budget_adds_up_and_scales_with_segment_length() -> None:
     one = latency_budget(1.0)
-    assert one.total_s == pytest.approx(0.3 + 0.05 + 0.064 + 1.0 + 0.1 + 3.0)
+    # the RTMP stage charges a frame's wait for its chunk (one 30 fps frame), not the 64 ms ceiling
+    assert one.total_s == pytest.approx(0.3 + 0.05 + 1 / 30 + 1.0 + 0.1 + 3.0)
     three = latency_budget(3.0)
     assert three.total_s - one.total_s == pytest.approx(4 * 2.0)
     frame = one.to_frame()
@@ -63,7 +64,22 @@ def test_budget_adds_up_and_scales_with_segment_length() -> None:
                                  "player_buffer"]
     assert frame["share"].sum() == pytest.approx(1.0)
     assert frame.loc["player_buffer", "seconds"] == pytest.approx(3.0)
-    assert repr(one) == "LatencyBudget(segment=1 s, buffer=3 segments, total=4.51 s)"
+    assert repr(one) == "LatencyBudget(segment=1 s, buffer=3 segments, total=4.48 s)"
+
+
+def test_rtmp_stage_charges_what_a_frame_waits_at_most_one_chunk() -> None:
+    # frames smaller than a chunk: the chunk leaves with its frame, one frame interval
+    default = latency_budget(1.0)
+    assert default.rtmp_ingest_s == pytest.approx(0.05 + rtmp_chunking(4_000, 500).wait_ms / 1000)
+    assert default.rtmp_ingest_s < 0.05 + rtmp_chunking(4_000, 500).chunk_ms / 1000
+    # frames larger than a chunk (128-byte chunks): a full chunk, the ceiling
+    small = latency_budget(1.0, chunk_bytes=128)
+    assert small.rtmp_ingest_s == pytest.approx(0.05 + rtmp_chunking(128, 500).chunk_ms / 1000)
+    # fewer frames a second: a longer frame interval, still capped by the chunk
+    assert latency_budget(1.0, frame_rate=25).rtmp_ingest_s == pytest.approx(0.05 + 0.04)
+    assert latency_budget(1.0, frame_rate=5).rtmp_ingest_s == pytest.approx(0.05 + 0.064)
+    with pytest.raises(ValueError, match="frame_rate must be positive"):
+        latency_budget(1.0, frame_rate=0)
 
 
 def test_a_smaller_buffer_lowers_latency() -> None:
