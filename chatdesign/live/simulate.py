@@ -62,8 +62,12 @@ edge and origin caches more than 98 % of segments were already in the edge cache
 1.8 % describes the *uncoalesced* caches: every request that reaches an edge cache while the
 first miss for its segment is still on its way back is another miss. The leak is therefore
 set by how players spread their requests (the herd, :mod:`chatdesign.live.arrivals`) against how
-long an edge miss takes (:attr:`~chatdesign.live.topology.PathDelays.edge_miss_s`): roughly
-``miss latency / herd_spread_s`` for a popular stream. The herd's spread is the one calibrated
+long an edge miss takes (:attr:`~chatdesign.live.topology.PathDelays.edge_miss_s`): about the
+share of a PoP's herd sent within one edge-miss latency ``m`` of its first request. With phases
+uniform over ``S = herd_spread_s`` and jitter uniform over ``J = jitter_s <= S``, that is
+``m**2 / (2 S J)`` for ``m <= J`` and ``(m - J / 2) / S`` for ``m >= J``; the plain ``m / S``
+holds only without jitter and, at the default 20 ms, overstates the calibrated leak about
+twofold (``tests/live/test_herd_leak.py`` checks the approximation against this model). The herd's spread is the one calibrated
 parameter (:data:`~chatdesign.live.arrivals.HERD_SPREAD`, recomputed by
 :func:`calibrate_herd_spread`). With coalescing each PoP sends at most one request per segment
 upstream, so the leak becomes ``PoPs with viewers / requests`` at any audience size.
