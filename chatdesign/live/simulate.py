@@ -67,8 +67,9 @@ share of a PoP's herd sent within one edge-miss latency ``m`` of its first reque
 uniform over ``S = herd_spread_s`` and jitter uniform over ``J = jitter_s <= S``, that is
 ``m**2 / (2 S J)`` for ``m <= J`` and ``(m - J / 2) / S`` for ``m >= J``; the plain ``m / S``
 holds only without jitter and, at the default 20 ms, overstates the calibrated leak about
-twofold (``tests/live/test_herd_leak.py`` checks the approximation against this model). The herd's spread is the one calibrated
-parameter (:data:`~chatdesign.live.arrivals.HERD_SPREAD`, recomputed by
+twofold (``tests/live/test_herd_leak.py`` checks the approximation against this model). The
+herd's spread is the one calibrated parameter (:data:`~chatdesign.live.arrivals.HERD_SPREAD`,
+recomputed by
 :func:`calibrate_herd_spread`). With coalescing each PoP sends at most one request per segment
 upstream, so the leak becomes ``PoPs with viewers / requests`` at any audience size.
 
