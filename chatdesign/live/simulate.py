@@ -69,9 +69,8 @@ uniform over ``S = herd_spread_s`` and jitter uniform over ``J = jitter_s <= S``
 holds only without jitter and, at the default 20 ms, overstates the calibrated leak about
 twofold (``tests/live/test_herd_leak.py`` checks the approximation against this model). The
 herd's spread is the one calibrated parameter (:data:`~chatdesign.live.arrivals.HERD_SPREAD`,
-recomputed by
-:func:`calibrate_herd_spread`). With coalescing each PoP sends at most one request per segment
-upstream, so the leak becomes ``PoPs with viewers / requests`` at any audience size.
+recomputed by :func:`calibrate_herd_spread`). With coalescing each PoP sends at most one request
+per segment upstream, so the leak becomes ``PoPs with viewers / requests`` at any audience size.
 
 Other assumptions: every PoP has one logical edge cache per stream (proxies hash a segment's
 URL to one cache host), caches are big enough that no live segment is evicted while still asked
