@@ -71,6 +71,8 @@ def test_explanations_follow_the_numbers() -> None:
     slow = explain_latency(prediction, LatencySummary.of([2.0] * 98 + [9.0, 9.0]), LatencySummary.of([1.5] * 10))
     assert "2.0x the model's" in slow and "delivery acknowledgement" in slow
     assert "drops to 1.5 ms" in slow and "The tail is" in slow
+    unpaced = explain_latency(prediction, LatencySummary.of([2.0] * 100), LatencySummary.of([2.1] * 10))
+    assert "median is 2.1 ms" in unpaced and "about the same" in unpaced and "drops" not in unpaced
     close = explain_latency(prediction, LatencySummary.of([1.1] * 100))
     assert "within 25 %" in close and "nothing stalled" in close
     fast = explain_latency(prediction, LatencySummary.of([0.5] * 100))
