@@ -216,6 +216,12 @@ class PathDelays:
         return miss
 
     @property
+    def mean_edge_miss_s(self) -> float:
+        """What an edge miss adds, averaged over viewers (:attr:`edge_miss_s` weighted by
+        ``viewer_share``), in seconds: the one figure notebooks 07 and 08 quote for a map."""
+        return float(np.average(self.edge_miss_s, weights=self.viewer_share))
+
+    @property
     def pop_gbps(self) -> np.ndarray:
         """Per PoP, the rate it can send segments to players: ``min(servers x server_gbps,
         link_gbps)`` (Gbps)."""

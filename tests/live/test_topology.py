@@ -149,6 +149,9 @@ def test_pop_capacity_comes_from_servers_and_links() -> None:
     miss = delays.edge_miss_s
     assert np.allclose(miss, 2 * (delays.edge_origin_s + delays.origin_server_s[0]))
     assert np.allclose(delays.edge_hit_s, 2 * delays.player_edge_s)
+    by_viewer = float((miss * delays.viewer_share).sum() / delays.viewer_share.sum())
+    assert delays.mean_edge_miss_s == pytest.approx(by_viewer)
+    assert miss.min() <= delays.mean_edge_miss_s <= miss.max()
     with pytest.raises(ValueError, match="segment_bytes must be positive"):
         delays.capacity_rps(0)
 
