@@ -489,6 +489,23 @@ def _positions(key: np.ndarray, ready: np.ndarray, arrive: np.ndarray) -> np.nda
     return position
 
 
+def _fluid_rows(queued: np.ndarray, bin_end_s: np.ndarray, step_s: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~chatdesign.live.queueing.fluid_bin_starts` for many PoPs at once, one row each
+    (``queued`` requests per ready bin ending at ``bin_end_s``; ``step_s`` a column, s per
+    request): each bin's first start, the requests queued before it in its row, and per row
+    the sum and the longest of the waits counted from the bins' ends (s)."""
+    queued_before = np.cumsum(queued, axis=1) - queued
+    used = queued > 0
+    begins = np.where(used, bin_end_s - step_s * queued_before, -np.inf)
+    np.maximum.accumulate(begins, axis=1, out=begins)
+    begins += step_s * queued_before
+    wait0 = np.where(used, begins - bin_end_s, 0.0)
+    wait_sum = (queued * wait0).sum(axis=1) + step_s[:, 0] * (queued * (queued - 1)).sum(axis=1) / 2
+    longest = np.where(used, wait0 + (queued - 1) * step_s, 0.0).max(axis=1)
+    return begins, queued_before, wait_sum, longest
+
+
 @dataclass(frozen=True, eq=False)
 class _Misses:
     """One segment's uncoalesced edge misses in queue order (by PoP, then answer time): when
@@ -653,15 +670,8 @@ class _Queue:
         bin_end = publish_s + (column + 1.0) * self.bin_s
         step = self.step_s[pops][:, None]
         service = self.service_s[pops][:, None]
-        queued_before = np.cumsum(queued, axis=1) - queued
-        used = queued > 0
-        begins = np.where(used, bin_end - step * queued_before, -np.inf)
-        np.maximum.accumulate(begins, axis=1, out=begins)
-        begins += step * queued_before
-        wait0 = np.where(used, begins - bin_end, 0.0)
-        tally.queue_wait_sum_s[pops] += (queued * wait0).sum(axis=1) + (
-            step[:, 0] * (queued * (queued - 1)).sum(axis=1) / 2)
-        longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
+        begins, queued_before, wait_sum, longest = _fluid_rows(queued, bin_end, step)
+        tally.queue_wait_sum_s[pops] += wait_sum
         tally.queue_wait_max_s[pops] = np.maximum(tally.queue_wait_max_s[pops], longest)
         within = arrived_before - np.take_along_axis(queued_before, ready_bin, axis=1)
         low = (seg.block_base[seg.own_block[pops]][:, None]
@@ -751,17 +761,10 @@ class _Queue:
         queued = hits_pop + ready_count
         # the fluid queue of every PoP at once (fluid_bin_starts, row by row)
         bin_end = publish_s + (np.arange(width) + 1.0) * self.bin_s
-        step = self.step_s[:, None]
-        queued_before = np.cumsum(queued, axis=1) - queued
-        used = queued > 0
-        begins = np.where(used, bin_end - step * queued_before, -np.inf)
-        np.maximum.accumulate(begins, axis=1, out=begins)
-        begins += step * queued_before
-        wait0 = np.where(used, begins - bin_end, 0.0)
+        begins, queued_before, wait_sum, longest = _fluid_rows(queued, bin_end,
+                                                               self.step_s[:, None])
         served = np.flatnonzero(seg.counts)
-        tally.queue_wait_sum_s[served] += ((queued * wait0).sum(axis=1) + (
-            self.step_s * (queued * (queued - 1)).sum(axis=1) / 2))[served]
-        longest = np.where(used, wait0 + (queued - 1) * step, 0.0).max(axis=1)
+        tally.queue_wait_sum_s[served] += wait_sum[served]
         tally.queue_wait_max_s[served] = np.maximum(tally.queue_wait_max_s[served],
                                                     longest[served])
         # the misses come in queue order; the hits that arrived before a miss's answer go
